@@ -1,0 +1,1 @@
+"""The composition root: settings, the app factory, the embedded database, migrations, the CLI."""

@@ -1,0 +1,209 @@
+"""The ``nrhub`` command line: serve, migrate, load demo data, report status.
+
+Every expected failure (bad configuration, unreachable database, edited migration, port in use)
+ends with one line on stderr naming the problem and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from hub.database import DatabaseUnreachable, connect
+from hub.embedded import EmbeddedStartError, database_url
+from hub.migrate import MigrationError, migrate, pending_migrations
+from hub.settings import ConfigError, Settings, load_settings
+
+EXPECTED_ERRORS = (ConfigError, DatabaseUnreachable, MigrationError, EmbeddedStartError)
+
+
+class PortInUse(Exception):
+    """The configured address cannot be bound."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings(args.config)
+        result: int = args.run(settings, args)
+        return result
+    except (*EXPECTED_ERRORS, PortInUse) as exc:
+        print(f"nrhub: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nrhub",
+        description="The national reporting hub: one GraphQL API over national data and reports.",
+    )
+    parser.add_argument("--config", metavar="FILE", help="TOML settings file (default: $HUB_CONFIG)")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="migrate the database and serve the API",
+        description="Serve the hub over HTTP. Starts the embedded PostgreSQL when HUB_DATABASE_URL "
+        "is unset, applies pending migrations, and stops everything on Ctrl-C or SIGTERM.",
+    )
+    serve.add_argument("--host", help="address to bind (default: setting host)")
+    serve.add_argument("--port", type=int, help="port to bind (default: setting port)")
+    serve.set_defaults(run=_serve)
+
+    mig = commands.add_parser(
+        "migrate",
+        help="apply pending database migrations",
+        description="Apply the numbered SQL migrations not yet applied, in order, each in its own "
+        "transaction. Refuses to run when an applied migration file was edited.",
+    )
+    mig.set_defaults(run=_migrate)
+
+    status = commands.add_parser(
+        "status",
+        help="show database, migration and data status",
+        description="Report whether the database is reachable, which migrations are pending, "
+        "and how many units, indicators and observations it holds.",
+    )
+    status.set_defaults(run=_status)
+
+    demo = commands.add_parser("demo", help="demo data", description="Demo data commands.")
+    demo_commands = demo.add_subparsers(title="demo commands", metavar="COMMAND")
+    load = demo_commands.add_parser(
+        "load",
+        help="load reference data and synthetic demo observations",
+        description="Load the real reference data (provinces, the 2025 lineage, agencies, "
+        "indicators), synthetic communes, reporting regimes and synthetic observations. "
+        "Idempotent: loading twice leaves the same rows.",
+    )
+    load.add_argument(
+        "--scale",
+        choices=["small", "large"],
+        default="small",
+        help="small (default, seconds) or large (10 million+ observations)",
+    )
+    load.set_defaults(run=_demo_load)
+    demo.set_defaults(run=lambda settings, args: demo.print_help() or 2)
+    return parser
+
+
+def _with_database(settings: Settings, action: Callable[[str], Any]) -> Any:
+    with database_url(settings) as url:
+        return asyncio.run(action(url))
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hub.app import create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    settings = settings.replace(**overrides)
+    # Bind before starting anything, so a taken port fails fast and in plain words.
+    sock = _bind(settings.host, settings.port)
+    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+    async def run(url: str) -> int:
+        if settings.migrate_on_start:
+            await _apply_migrations(url)
+        config = uvicorn.Config(
+            create_app(settings, url),
+            log_level=settings.log_level,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        print(f"nrhub: serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
+        await server.serve(sockets=[sock])
+        return 0 if server.started else 1
+
+    try:
+        return int(_with_database(settings, run))
+    finally:
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise PortInUse(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _apply_migrations(url: str) -> list[str]:
+    conn = await connect(url)
+    try:
+        applied = await migrate(conn)
+    finally:
+        await conn.close()
+    for name in applied:
+        print(f"nrhub: applied {name}", file=sys.stderr)
+    return applied
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    applied = _with_database(settings, _apply_migrations)
+    print(f"{len(applied)} migration(s) applied" if applied else "database is up to date")
+    return 0
+
+
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    async def report(url: str) -> int:
+        conn = await connect(url)
+        try:
+            pending = await pending_migrations(conn)
+            print(f"database: reachable ({'embedded' if settings.embedded else 'configured'})")
+            print(f"migrations pending: {', '.join(pending) if pending else 'none'}")
+            if pending:
+                return 1
+            counts = await conn.fetchrow(
+                "SELECT (SELECT count(*) FROM admin_unit) AS units,"
+                " (SELECT count(*) FROM indicator) AS indicators,"
+                " (SELECT count(*) FROM observation_current) AS observations,"
+                " (SELECT count(*) FROM submission) AS submissions"
+            )
+            for key, value in counts.items():
+                print(f"{key}: {value}")
+            return 0
+        finally:
+            await conn.close()
+
+    return int(_with_database(settings, report))
+
+
+def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
+    from hub.demo.load import load_demo
+
+    async def run(url: str) -> int:
+        await _apply_migrations(url)
+        conn = await connect(url)
+        try:
+            summary = await load_demo(conn, scale=args.scale)
+        finally:
+            await conn.close()
+        for key, value in summary.items():
+            print(f"{key}: {value}")
+        return 0
+
+    return int(_with_database(settings, run))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Demo data: real reference data plus clearly labelled synthetic figures."""

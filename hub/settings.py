@@ -1,0 +1,150 @@
+"""The hub's configuration: read once, cast and validated in one object.
+
+Sources, later ones winning: defaults, an optional TOML file (``HUB_CONFIG`` or ``--config``), then
+``HUB_*`` environment variables. An unknown key in either place is an error, because a misspelt
+setting that is silently ignored is worse than one that stops the start. This module is the only
+one that reads the environment (with :mod:`hub.embedded`, which must steer pgserver's lock path).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A setting is missing, malformed or unknown; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting the hub knows, with its default. README's configuration table mirrors this."""
+
+    database_url: str | None = None
+    data_dir: Path = Path(".hub-data")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    pool_min_size: int = 2
+    pool_max_size: int = 10
+    migrate_on_start: bool = True
+    # GraphQL limits (see README: "Limits").
+    max_depth: int = 12
+    max_aliases: int = 30
+    max_tokens: int = 3000
+    max_directives: int = 20
+    max_page_size: int = 500
+    max_body_bytes: int = 1_000_000
+    max_string_length: int = 10_000
+    execution_timeout: float = 10.0
+    introspection: bool = False
+    graphiql: bool = True
+    assets_dir: Path = Path("node_modules")
+
+    @property
+    def embedded(self) -> bool:
+        """True when the hub runs its own PostgreSQL instead of a configured server."""
+        return self.database_url is None
+
+    def replace(self, **changes: Any) -> Settings:
+        return _validated(dataclasses.replace(self, **changes))
+
+
+ENV_PREFIX = "HUB_"
+_ENV_NOT_SETTINGS = {"HUB_CONFIG"}
+
+
+def load_settings(
+    config_file: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from defaults, the TOML file and the environment."""
+    environ = os.environ if environ is None else environ
+    config_file = config_file or environ.get("HUB_CONFIG")
+    values: dict[str, Any] = {}
+    if config_file:
+        values.update(_read_toml(Path(config_file)))
+    known = {f.name for f in fields(Settings)}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_SETTINGS:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key not in known:
+            raise ConfigError(f"unknown setting {name} in the environment")
+        values[key] = raw
+    return _validated(Settings(**{k: _cast(k, v) for k, v in values.items()}))
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    hub = data.get("hub", {})
+    if not isinstance(hub, dict):
+        raise ConfigError(f"config file {path}: [hub] must be a table")
+    # Other top-level tables belong to later features (sources, OAuth); they validate their own.
+    known = {f.name for f in fields(Settings)}
+    for key in hub:
+        if key not in known:
+            raise ConfigError(f"unknown setting {key!r} in [hub] of {path}")
+    return dict(hub)
+
+
+def _cast(name: str, raw: Any) -> Any:
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return lowered in {"1", "true", "yes", "on"}
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+        if kind == "Path":
+            return Path(str(raw))
+        if kind == "str | None":
+            return str(raw) or None
+        return str(raw)
+    except ValueError:
+        raise ConfigError(f"setting {name} must be of type {kind}, got {raw!r}") from None
+
+
+def _validated(settings: Settings) -> Settings:
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"setting port must be between 1 and 65535, got {settings.port}")
+    if settings.database_url is not None and not settings.database_url.startswith(
+        ("postgresql://", "postgres://")
+    ):
+        raise ConfigError("setting database_url must be a postgresql:// URL")
+    if not 1 <= settings.pool_min_size <= settings.pool_max_size:
+        raise ConfigError("settings need 1 <= pool_min_size <= pool_max_size")
+    if settings.log_level not in {"debug", "info", "warning", "error"}:
+        raise ConfigError("setting log_level must be debug, info, warning or error")
+    positive = (
+        "max_depth",
+        "max_aliases",
+        "max_tokens",
+        "max_directives",
+        "max_page_size",
+        "max_body_bytes",
+        "max_string_length",
+    )
+    for name in positive:
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"setting {name} must be positive")
+    if settings.execution_timeout <= 0:
+        raise ConfigError("setting execution_timeout must be positive")
+    return settings

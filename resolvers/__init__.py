@@ -1,0 +1,1 @@
+"""The data layer and business rules: SQL, DataLoaders, sources, workflow, audit."""
