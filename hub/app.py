@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -13,11 +13,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from auth.anonymous import PublicReader
+from auth.principal import Principal
 from hub.database import create_pool
+from hub.graphql_http import GraphQLEndpoint
 from hub.migrate import MigrationError, pending_migrations
 from hub.settings import Settings
+from schema.execution import Executor
+from schema.limits import Limits
 
 log = logging.getLogger("hub")
+
+Authenticate = Callable[[Request], Awaitable[Principal]]
 
 
 @dataclass
@@ -26,24 +33,72 @@ class HubState:
 
     settings: Settings
     pool: asyncpg.Pool
+    public: PublicReader
 
 
-def create_app(settings: Settings, database_url: str) -> Starlette:
-    """Build the ASGI app; the pool opens in the lifespan, so building is cheap and side-effect free."""
+def create_app(
+    settings: Settings, database_url: str, *, authenticate: Authenticate | None = None
+) -> Starlette:
+    """Build the ASGI app; the pool opens in the lifespan, so building is cheap and side-effect free.
+
+    ``authenticate`` turns a request into a Principal; by default every caller is anonymous
+    (see auth.anonymous) until the OAuth resource server is configured.
+    """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, HubState]]:
         pool = await create_pool(settings, database_url)
         try:
-            yield {"hub": HubState(settings=settings, pool=pool)}
+            yield {"hub": HubState(settings, pool, PublicReader(pool, enabled=settings.public_read))}
         finally:
             await pool.close()
 
+    async def anonymous(request: Request) -> Principal:
+        return await request.state.hub.public.principal()
+
+    # Built once: validation rules and caches live as long as the app.
+    executor = Executor(
+        Limits(settings.max_depth, settings.max_aliases, settings.max_directives, settings.max_string_length),
+        max_tokens=settings.max_tokens,
+        timeout=settings.execution_timeout,
+        suggestions=settings.suggestions,
+    )
+    graphql = GraphQLEndpoint(
+        executor,
+        authenticate or anonymous,
+        max_body_bytes=settings.max_body_bytes,
+        max_page_size=settings.max_page_size,
+        introspection=settings.introspection,
+        suggestions=settings.suggestions,
+        graphiql=_graphiql_page(settings),
+    )
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+        *_graphiql_routes(settings),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _graphiql_page(settings: Settings):
+    if not settings.graphiql:
+        return None
+    try:
+        from hub.graphiql import graphiql_page
+    except ImportError:
+        return None
+    return lambda request: graphiql_page(request, settings)
+
+
+def _graphiql_routes(settings: Settings) -> list:
+    if not settings.graphiql:
+        return []
+    try:
+        from hub.graphiql import graphiql_routes
+    except ImportError:
+        return []
+    return list(graphiql_routes(settings))
 
 
 async def healthz(request: Request) -> JSONResponse:

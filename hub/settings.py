@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class ConfigError(Exception):
@@ -43,6 +44,8 @@ class Settings:
     max_string_length: int = 10_000
     execution_timeout: float = 10.0
     introspection: bool = False
+    suggestions: bool = False
+    public_read: bool = True
     graphiql: bool = True
     assets_dir: Path = Path("node_modules")
 
@@ -56,7 +59,8 @@ class Settings:
 
 
 ENV_PREFIX = "HUB_"
-_ENV_NOT_SETTINGS = {"HUB_CONFIG"}
+# Read by the hub but not settings: the config file's path, and the test suite's server.
+_ENV_NOT_SETTINGS = {"HUB_CONFIG", "HUB_TEST_DATABASE_URL"}
 
 
 def load_settings(
@@ -125,10 +129,8 @@ def _cast(name: str, raw: Any) -> Any:
 def _validated(settings: Settings) -> Settings:
     if not 0 < settings.port < 65536:
         raise ConfigError(f"setting port must be between 1 and 65535, got {settings.port}")
-    if settings.database_url is not None and not settings.database_url.startswith(
-        ("postgresql://", "postgres://")
-    ):
-        raise ConfigError("setting database_url must be a postgresql:// URL")
+    if settings.database_url is not None:
+        _check_database_url(settings.database_url)
     if not 1 <= settings.pool_min_size <= settings.pool_max_size:
         raise ConfigError("settings need 1 <= pool_min_size <= pool_max_size")
     if settings.log_level not in {"debug", "info", "warning", "error"}:
@@ -148,3 +150,12 @@ def _validated(settings: Settings) -> Settings:
     if settings.execution_timeout <= 0:
         raise ConfigError("setting execution_timeout must be positive")
     return settings
+
+
+def _check_database_url(url: str) -> None:
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("setting database_url must be a postgresql:// URL")
+    try:
+        urlsplit(url).port  # noqa: B018 - parsing is the check: a port out of range raises
+    except ValueError as exc:
+        raise ConfigError(f"setting database_url is malformed: {exc}") from None

@@ -1,0 +1,214 @@
+"""GraphQL over HTTP (GraphQL Foundation spec): POST and GET, media types, status codes, limits.
+
+- POST ``application/json``; GET for queries only (a mutation by GET is 405).
+- ``application/graphql-response+json`` by default, ``application/json`` when the Accept header
+  prefers it, 406 for anything else; browsers asking for HTML get GraphiQL.
+- The body is refused with 413 before it is parsed when it exceeds ``max_body_bytes``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any
+
+import orjson
+from graphql import GraphQLError, OperationType
+from starlette.requests import Request
+from starlette.responses import Response
+
+from auth.principal import Principal
+from resolvers.loaders import Loaders
+from resolvers.scope import resolve_scope
+from schema.context import Context
+from schema.execution import Executor, Prepared, format_error
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+
+Authenticate = Callable[[Request], Awaitable[Principal]]
+
+
+class GraphQLEndpoint:
+    """The ``/graphql`` route. Collaborators come in through ``__init__``; nothing global."""
+
+    def __init__(
+        self,
+        executor: Executor,
+        authenticate: Authenticate,
+        *,
+        max_body_bytes: int,
+        max_page_size: int,
+        introspection: bool,
+        suggestions: bool,
+        graphiql: Callable[[Request], Response] | None,
+    ) -> None:
+        self.executor = executor
+        self.authenticate = authenticate
+        self.max_body_bytes = max_body_bytes
+        self.max_page_size = max_page_size
+        self.introspection = introspection
+        self.suggestions = suggestions
+        self.graphiql = graphiql
+
+    async def handle(self, request: Request) -> Response:
+        if request.method == "GET" and self.graphiql and _wants_html(request):
+            return self.graphiql(request)
+        media_type = _negotiate(request.headers.get("accept", ""))
+        if media_type is None:
+            return Response(
+                "Not Acceptable: ask for application/graphql-response+json or application/json",
+                406,
+                media_type="text/plain",
+            )
+        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if request.method == "POST":
+            params = await self._post_params(request)
+        else:
+            params = _get_params(request)
+        if isinstance(params, Response):
+            return params
+        if isinstance(params, GraphQLError):
+            return self._respond(None, [params], media_type, request_id, request_error=True)
+        query, variables, operation_name = params
+        prepared = self.executor.prepare(query, operation_name, introspection=self.introspection)
+        if prepared.errors:
+            return self._respond(None, prepared.errors, media_type, request_id, request_error=True)
+        if request.method == "GET" and prepared.operation is not OperationType.QUERY:
+            return Response(
+                "GET runs queries only; send mutations with POST",
+                405,
+                headers={"Allow": "POST"},
+                media_type="text/plain",
+            )
+        problem = self.executor.check_variables(variables)
+        if problem:
+            return self._respond(None, [problem], media_type, request_id, request_error=True)
+        return await self._execute(request, prepared, variables, operation_name, media_type, request_id)
+
+    async def _execute(
+        self,
+        request: Request,
+        prepared: Prepared,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        media_type: str,
+        request_id: str,
+    ) -> Response:
+        principal = await self.authenticate(request)
+        pool = request.state.hub.pool
+        # Authorization first: the caller's scope is fixed before any data is fetched.
+        scope = await resolve_scope(pool, principal.grants)
+        today = date.today()
+        context = Context(
+            db=pool,
+            principal=principal,
+            scope=scope,
+            loaders=Loaders(pool, scope, today),
+            max_page_size=self.max_page_size,
+            today=today,
+            request_id=request_id,
+        )
+        result = await self.executor.run(prepared, variables, operation_name, context)
+        # No data at all means the request never executed (e.g. bad variables): a request error.
+        request_error = result.data is None and bool(result.errors)
+        return self._respond(
+            result.data, result.errors or [], media_type, request_id, request_error=request_error
+        )
+
+    def _respond(
+        self, data: Any, errors: list[GraphQLError], media_type: str, request_id: str, *, request_error: bool
+    ) -> Response:
+        body: dict[str, Any] = {}
+        if errors:
+            body["errors"] = [format_error(e, request_id, suggestions=self.suggestions) for e in errors]
+        if not request_error or data is not None:
+            body["data"] = data
+        # graphql-response+json says what failed through the status; plain JSON keeps 200.
+        status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
+        return Response(
+            orjson.dumps(body),
+            status,
+            media_type=f"{media_type}; charset=utf-8",
+            headers={"X-Request-Id": request_id},
+        )
+
+    async def _post_params(self, request: Request) -> tuple[str, Any, Any] | GraphQLError | Response:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != JSON:
+            return Response("POST bodies must be application/json", 415, media_type="text/plain")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
+            return _too_large(self.max_body_bytes)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body_bytes:
+                return _too_large(self.max_body_bytes)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _bad_request("the body is not valid JSON (UTF-8, no lone surrogates)")
+        if not isinstance(payload, dict):
+            return _bad_request("the body must be a JSON object with a query")
+        return _params(payload.get("query"), payload.get("variables"), payload.get("operationName"))
+
+
+def _get_params(request: Request) -> tuple[str, Any, Any] | GraphQLError:
+    raw_variables = request.query_params.get("variables")
+    variables: Any = None
+    if raw_variables:
+        try:
+            variables = orjson.loads(raw_variables)
+        except orjson.JSONDecodeError:
+            return _bad_request("variables is not valid JSON")
+    return _params(request.query_params.get("query"), variables, request.query_params.get("operationName"))
+
+
+def _params(query: Any, variables: Any, operation_name: Any) -> tuple[str, Any, Any] | GraphQLError:
+    if not isinstance(query, str) or not query.strip():
+        return _bad_request("the request has no query string")
+    if variables is not None and not isinstance(variables, dict):
+        return _bad_request("variables must be a JSON object")
+    if operation_name is not None and not isinstance(operation_name, str):
+        return _bad_request("operationName must be a string")
+    return query, variables, operation_name
+
+
+def _bad_request(message: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
+
+
+def _too_large(limit: int) -> Response:
+    return Response(f"the request body is larger than {limit} bytes", 413, media_type="text/plain")
+
+
+def _negotiate(accept: str) -> str | None:
+    """The response media type for an Accept header, in the client's order of preference."""
+    if not accept.strip():
+        return GRAPHQL_RESPONSE
+    choices = []
+    for position, item in enumerate(accept.split(",")):
+        kind, *params = (p.strip() for p in item.split(";"))
+        quality = 1.0
+        for param in params:
+            if param.startswith("q="):
+                try:
+                    quality = float(param[2:])
+                except ValueError:
+                    quality = 0.0
+        choices.append((-quality, position, kind.lower()))
+    for negative_quality, _, kind in sorted(choices):
+        if negative_quality == 0:
+            continue
+        if kind in (GRAPHQL_RESPONSE, "application/*", "*/*"):
+            return GRAPHQL_RESPONSE
+        if kind == JSON:
+            return JSON
+    return None
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "query" not in request.query_params

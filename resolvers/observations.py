@@ -1,0 +1,132 @@
+"""Observations: current values by key, as a paginated connection, under the caller's scope."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from resolvers.errors import BadUserInput
+from resolvers.pagination import Page, PageRequest, make_page
+from resolvers.queryable import Queryable
+from resolvers.scope import Scope
+
+STATUSES = ("ESTIMATE", "PRELIMINARY", "OFFICIAL")
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    revision_id: int
+    indicator_code: str
+    unit_id: int
+    period: str
+    dims: str
+    value: Decimal
+    status: str
+    submission_id: int | None
+    source: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class UnitSelection:
+    """Which units a data query covers: codes, or the units of a level below a parent."""
+
+    codes: Sequence[str] | None = None
+    parent: str | None = None
+    level: str | None = None
+    on: date | None = None
+
+
+# Codes name every unit that ever carried them (old and new 08), so a code's whole record is found.
+_SELECT_UNIT_IDS = """
+WITH RECURSIVE below AS (
+    SELECT id, level FROM admin_unit
+    WHERE code = $2 AND valid_from <= $4 AND (valid_to IS NULL OR valid_to >= $4)
+    UNION ALL
+    SELECT c.id, c.level FROM admin_unit c JOIN below b ON c.parent_id = b.id
+    WHERE c.valid_from <= $4 AND (c.valid_to IS NULL OR c.valid_to >= $4)
+)
+SELECT u.id FROM admin_unit u
+WHERE (CASE WHEN $1::text[] IS NOT NULL THEN u.code = ANY($1::text[])
+            ELSE u.id IN (SELECT id FROM below WHERE $3::text IS NULL OR level = $3)
+                 AND u.code <> coalesce($2, '') END)
+  AND ($5::int[] IS NULL OR u.id = ANY($5::int[]))
+ORDER BY u.code, u.valid_from
+"""
+
+_SELECT_PAGE = """
+SELECT revision_id, indicator_code, unit_id, period, dims, value, status, submission_id, source
+FROM observation_current
+WHERE indicator_code = ANY($1::text[]) AND unit_id = ANY($2::int[])
+  AND ($3::text IS NULL OR period >= $3) AND ($4::text IS NULL OR period <= $4)
+  AND ($5::text IS NULL OR dims = $5) AND ($6::text IS NULL OR status = $6)
+  AND ($7::text IS NULL OR (indicator_code, unit_id, period, dims) > ($7, $8::int, $9, $10))
+ORDER BY indicator_code, unit_id, period, dims
+LIMIT $11
+"""
+
+_SELECT_BY_REVISION = """
+SELECT revision_id, indicator_code, unit_id, period, dims, value, status, submission_id, source
+FROM observation_current
+WHERE revision_id = ANY($1::bigint[]) AND indicator_code = ANY($2::text[])
+  AND ($3::int[] IS NULL OR unit_id = ANY($3::int[]))
+"""
+
+
+async def select_unit_ids(db: Queryable, selection: UnitSelection, scope: Scope) -> list[int]:
+    """The ids of the selected units that the caller's region grants reach."""
+    if selection.codes is None and selection.parent is None:
+        raise BadUserInput("name units, or a parent unit (with an optional level)")
+    rows = await db.fetch(
+        _SELECT_UNIT_IDS,
+        list(selection.codes) if selection.codes is not None else None,
+        selection.parent,
+        selection.level,
+        selection.on or date.today(),
+        scope.unit_ids,
+    )
+    return [r["id"] for r in rows]
+
+
+async def list_observations(
+    db: Queryable,
+    page: PageRequest,
+    scope: Scope,
+    *,
+    indicators: Sequence[str],
+    unit_ids: Sequence[int],
+    first_period: str | None,
+    last_period: str | None,
+    dims: str | None,
+    status: str | None,
+) -> Page[Observation]:
+    """Current values, filtered; periods compare within one frequency (SDMX text sorts by time)."""
+    readable = [c for c in indicators if scope.may_read(c)]
+    after = page.after or (None, None, None, None)
+    if len(after) != 4:
+        raise BadUserInput("after is not a cursor of this connection")
+    rows = await db.fetch(
+        _SELECT_PAGE,
+        readable,
+        list(unit_ids),
+        first_period,
+        last_period,
+        dims,
+        status,
+        *after,
+        page.first + 1,
+    )
+    return make_page(
+        [Observation(**r) for r in rows],
+        page,
+        lambda o: (o.indicator_code, o.unit_id, o.period, o.dims),
+    )
+
+
+async def fetch_observations(
+    db: Queryable, revision_ids: Sequence[int], scope: Scope
+) -> list[Observation | None]:
+    rows = await db.fetch(_SELECT_BY_REVISION, list(revision_ids), scope.indicators, scope.unit_ids)
+    found = {r["revision_id"]: Observation(**r) for r in rows}
+    return [found.get(i) for i in revision_ids]

@@ -1,0 +1,52 @@
+"""The units a caller's region grants reach, resolved once per request for use inside SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auth.principal import Grants
+from resolvers.queryable import Queryable
+
+# A region grant covers the unit, everything below it, and the units it was formed from (the
+# 63 old provinces behind a 2025 province), at every validity. The nation is always visible:
+# national aggregates stay readable for anyone granted the indicator (DESIGN, scopes).
+_SELECT_SCOPE = """
+WITH RECURSIVE roots AS (
+    SELECT id FROM admin_unit WHERE code = ANY($1::text[])
+), formed_from AS (
+    SELECT id FROM roots
+    UNION
+    SELECT l.old_unit_id FROM unit_lineage l JOIN formed_from f ON l.new_unit_id = f.id
+), subtree AS (
+    SELECT id FROM formed_from
+    UNION
+    SELECT c.id FROM admin_unit c JOIN subtree s ON c.parent_id = s.id
+)
+SELECT array_agg(id) FROM (
+    SELECT id FROM subtree UNION SELECT id FROM admin_unit WHERE level = 'NATION'
+) AS ids
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Grants made concrete: readable indicator codes and, when limited, readable unit ids."""
+
+    indicators: list[str]
+    unit_ids: list[int] | None  # None: every unit
+    unit_set: frozenset[int] = frozenset()
+
+    def may_read(self, indicator_code: str) -> bool:
+        return indicator_code in self.indicators
+
+    def covers_unit(self, unit_id: int) -> bool:
+        return self.unit_ids is None or unit_id in self.unit_set
+
+
+async def resolve_scope(db: Queryable, grants: Grants) -> Scope:
+    """Turn grants into the arrays every data query filters on (one query when regions are limited)."""
+    indicators = sorted(grants.indicators)
+    if grants.regions is None:
+        return Scope(indicators, None)
+    ids = await db.fetchval(_SELECT_SCOPE, sorted(grants.regions)) or []
+    return Scope(indicators, sorted(ids), frozenset(ids))

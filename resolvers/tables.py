@@ -1,0 +1,84 @@
+"""Bulk shapes for dashboards: a table (indicators x units, one period) and series (units x periods).
+
+PostgreSQL builds the JSON of the whole block, so values keep their exact decimal digits and
+Python never touches them one by one: the executor passes the block through as one opaque value.
+Provenance of a cell is ``submission:<id>``, ``source:<name>`` or ``computed:<parts>`` (derived
+by the indicator's rule from that many stored observations); a missing cell is null throughout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from resolvers.queryable import Queryable
+
+_PROVENANCE = """CASE WHEN {t}.submission_id IS NOT NULL THEN 'submission:' || {t}.submission_id
+                      WHEN {t}.source IS NOT NULL THEN 'source:' || {t}.source END"""
+
+_TABLE = """
+SELECT coalesce(json_agg(json_build_object(
+           'unit', u.code, 'values', r.vals, 'periods', r.pers, 'statuses', r.sts, 'provenance', r.prov)
+       ORDER BY uu.ord), '[]')::text
+FROM unnest($2::int[]) WITH ORDINALITY AS uu(id, ord)
+JOIN admin_unit u ON u.id = uu.id
+CROSS JOIN LATERAL (
+    SELECT json_agg(v.value ORDER BY i.ord) AS vals, json_agg(v.period ORDER BY i.ord) AS pers,
+           json_agg(v.status ORDER BY i.ord) AS sts, json_agg({provenance} ORDER BY i.ord) AS prov
+    FROM unnest($1::text[]) WITH ORDINALITY AS i(code, ord)
+    LEFT JOIN {source} v ON v.indicator_code = i.code AND v.unit_id = uu.id AND v.dims = '' {period}
+) AS r
+"""
+# The latest period of every series is kept current on write (observation_latest), so the
+# dashboard's default read is a primary-key lookup per cell, never a search of history.
+_TABLE_LATEST = _TABLE.format(
+    provenance=_PROVENANCE.format(t="v"), source="observation_latest", period="AND $3::text IS NULL"
+)
+_TABLE_PERIOD = _TABLE.format(
+    provenance=_PROVENANCE.format(t="v"), source="observation_current", period="AND v.period = $3"
+)
+
+# Cells of a unit for periods that ended before it existed are derived through the lineage of
+# the units it was formed from (a 2025 province over 2020-2025), when derive is on.
+_SERIES = f"""
+SELECT coalesce(json_agg(json_build_object(
+           'unit', u.code, 'values', r.vals, 'statuses', r.sts, 'provenance', r.prov)
+       ORDER BY uu.ord), '[]')::text
+FROM unnest($2::int[]) WITH ORDINALITY AS uu(id, ord)
+JOIN admin_unit u ON u.id = uu.id
+CROSS JOIN LATERAL (
+    SELECT json_agg(coalesce(c.value, a.value) ORDER BY p.ord) AS vals,
+           json_agg(coalesce(c.status, a.status) ORDER BY p.ord) AS sts,
+           json_agg(coalesce({_PROVENANCE.format(t="c")}, 'computed:' || a.stored_parts)
+                    ORDER BY p.ord) AS prov
+    FROM unnest($3::text[]) WITH ORDINALITY AS p(period, ord)
+    LEFT JOIN observation_current c
+           ON c.indicator_code = $1 AND c.unit_id = uu.id AND c.period = p.period AND c.dims = $4
+    LEFT JOIN LATERAL (
+        SELECT * FROM aggregate_observation($1, uu.id, p.period, $4)
+        WHERE c.value IS NULL AND $5 AND period_end(p.period) < u.valid_from
+    ) AS a ON true
+) AS r
+"""
+
+
+async def fetch_table(
+    db: Queryable, indicators: Sequence[str], unit_ids: Sequence[int], period: str | None
+) -> str:
+    """JSON rows ``[{unit, values, periods, statuses, provenance}]``, one per unit, columns in order."""
+    sql = _TABLE_LATEST if period is None else _TABLE_PERIOD
+    block: str = await db.fetchval(sql, list(indicators), list(unit_ids), period)
+    return block
+
+
+async def fetch_series(
+    db: Queryable,
+    indicator: str,
+    unit_ids: Sequence[int],
+    periods: Sequence[str],
+    dims: str,
+    *,
+    derive: bool,
+) -> str:
+    """JSON rows ``[{unit, values, statuses, provenance}]``, one per unit, one cell per period."""
+    block: str = await db.fetchval(_SERIES, indicator, list(unit_ids), list(periods), dims, derive)
+    return block

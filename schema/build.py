@@ -1,0 +1,20 @@
+"""The schema object. ``schema.graphql`` at the repository root is its committed print."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.schema.config import StrawberryConfig
+
+from schema.catalogue import AdministrativeUnit, Agency, Indicator, Regime
+from schema.data import Observation
+from schema.query import Query
+
+schema = strawberry.Schema(
+    query=Query,
+    types=[AdministrativeUnit, Agency, Indicator, Regime, Observation],
+    config=StrawberryConfig(auto_camel_case=True),
+)
+
+
+def print_schema() -> str:
+    return schema.as_str() + "\n"

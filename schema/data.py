@@ -1,0 +1,147 @@
+"""Data types: single observations, the dashboard table, series and aggregates."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+from resolvers import aggregates as aggregate_rows
+from resolvers import observations as observation_rows
+from schema.catalogue import AdministrativeUnit, Indicator
+from schema.context import Info
+from schema.relay import Node, global_id
+from schema.scalars import DataBlock, DecimalValue, Period
+
+
+@strawberry.enum(description="How final a value is.")
+class ObservationStatus(Enum):
+    ESTIMATE = "ESTIMATE"
+    PRELIMINARY = "PRELIMINARY"
+    OFFICIAL = "OFFICIAL"
+
+
+@strawberry.enum
+class ProvenanceKind(Enum):
+    SUBMISSION = "SUBMISSION"
+    SOURCE = "SOURCE"
+    COMPUTED = "COMPUTED"
+
+
+@strawberry.type(description="Where a value came from.")
+class Provenance:
+    kind: ProvenanceKind
+    submission_id: strawberry.ID | None = None
+    source: str | None = None
+    stored_parts: int | None = strawberry.field(
+        default=None, description="For COMPUTED values: how many stored observations were combined."
+    )
+
+
+@strawberry.type(description="The current value of one key: indicator x unit x period x disaggregation.")
+class Observation(Node):
+    period: Period  # type: ignore[valid-type]
+    disaggregation: str = strawberry.field(
+        description="Non-total cells, e.g. 'SEX=F|URBANISATION=U'; '' is the total."
+    )
+    value: DecimalValue  # type: ignore[valid-type]
+    status: ObservationStatus
+    provenance: Provenance
+    _row: strawberry.Private[observation_rows.Observation]
+
+    @classmethod
+    def of(cls, o: observation_rows.Observation) -> Observation:
+        provenance = (
+            Provenance(kind=ProvenanceKind.SUBMISSION, submission_id=strawberry.ID(str(o.submission_id)))
+            if o.submission_id is not None
+            else Provenance(kind=ProvenanceKind.SOURCE, source=o.source)
+        )
+        return cls(
+            id=global_id("Observation", o.revision_id),
+            period=o.period,
+            disaggregation=o.dims,
+            value=o.value,
+            status=ObservationStatus(o.status),
+            provenance=provenance,
+            _row=o,
+        )
+
+    @strawberry.field
+    async def indicator(self, info: Info) -> Indicator:
+        row = await info.context.loaders.indicator_by_code.load(self._row.indicator_code)
+        assert row is not None  # only readable indicators' observations are returned
+        return Indicator.of(row)
+
+    @strawberry.field
+    async def unit(self, info: Info) -> AdministrativeUnit:
+        row = await info.context.loaders.unit_by_id.load(self._row.unit_id)
+        assert row is not None  # foreign key
+        return AdministrativeUnit.of(row)
+
+    @strawberry.field(description="The indicator's unit of measure.")
+    async def unit_of_measure(self, info: Info) -> str:
+        row = await info.context.loaders.indicator_by_code.load(self._row.indicator_code)
+        assert row is not None
+        return row.unit_of_measure
+
+
+@strawberry.type(description="Indicators (columns) x units (rows) for one period, as one compact block.")
+class Table:
+    period: Period | None = strawberry.field(  # type: ignore[valid-type]
+        description="The period asked for; null when each cell holds its series' latest period."
+    )
+    columns: list[Indicator] = strawberry.field(
+        description="The columns, in order: the requested indicators you may read."
+    )
+    rows: DataBlock = strawberry.field(  # type: ignore[valid-type]
+        description="JSON array, one object per unit: {unit: code, values: [number|null per column], "
+        "periods: [period|null], statuses: [status|null], provenance: ['submission:<id>' | "
+        "'source:<name>' | null]}."
+    )
+
+
+@strawberry.type(description="One indicator over many units and periods, as one compact block.")
+class Series:
+    indicator: Indicator
+    disaggregation: str
+    periods: list[Period]  # type: ignore[valid-type]
+    rows: DataBlock = strawberry.field(  # type: ignore[valid-type]
+        description="JSON array, one object per unit: {unit: code, values: [number|null per period], "
+        "statuses: [...], provenance: ['submission:<id>' | 'source:<name>' | 'computed:<parts>' | "
+        "null]}. Periods before a unit existed are computed through the lineage of the units it "
+        "was formed from (provenance 'computed')."
+    )
+
+
+@strawberry.type(description="A value for any unit and period, computed by the indicator's rule.")
+class Aggregate:
+    indicator: Indicator
+    unit: AdministrativeUnit
+    period: Period  # type: ignore[valid-type]
+    disaggregation: str
+    value: DecimalValue | None = strawberry.field(  # type: ignore[valid-type]
+        description="Null when some of the parts are missing or the rule is NONE."
+    )
+    status: ObservationStatus | None = strawberry.field(description="The least final status of the parts.")
+    unit_of_measure: str
+    provenance: Provenance
+
+    @classmethod
+    def of(
+        cls,
+        indicator: Indicator,
+        unit: AdministrativeUnit,
+        period: str,
+        dims: str,
+        result: aggregate_rows.Aggregate,
+    ) -> Aggregate:
+        return cls(
+            indicator=indicator,
+            unit=unit,
+            period=period,
+            disaggregation=dims,
+            value=result.value,
+            status=ObservationStatus(result.status) if result.status else None,
+            unit_of_measure=indicator.unit_of_measure,
+            provenance=Provenance(kind=ProvenanceKind.COMPUTED, stored_parts=result.stored_parts),
+        )

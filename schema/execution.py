@@ -1,0 +1,174 @@
+"""Parse, validate and execute GraphQL documents, with caches, limits and error masking.
+
+Parsing and validation results are cached per document text (and introspection permission), so
+a dashboard's repeated query costs only execution. Errors leave here in one shape: a message for
+the caller and ``extensions.code`` from the fixed set; anything unexpected is masked and logged
+with a correlation id that is also returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    NoSchemaIntrospectionCustomRule,
+    OperationType,
+    execute,
+    get_operation_ast,
+    parse,
+    specified_rules,
+    validate,
+)
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
+
+from resolvers.errors import ERROR_CODES, HubError
+from schema.build import schema
+from schema.context import Context
+from schema.limits import Limits, make_limit_rules, string_problem
+
+log = logging.getLogger("hub.graphql")
+_SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
+_CACHE_SIZE = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A document ready to run, or the errors that stop it before any resolver runs."""
+
+    document: DocumentNode | None
+    errors: list[GraphQLError]
+    operation: OperationType | None
+
+
+class Executor:
+    def __init__(self, limits: Limits, *, max_tokens: int, timeout: float, suggestions: bool) -> None:
+        self._schema = schema._schema
+        base = (*specified_rules, OneOfInputValidationRule, *make_limit_rules(limits))
+        self._rules = {True: base, False: (*base, NoSchemaIntrospectionCustomRule)}
+        self._max_tokens = max_tokens
+        self._max_string = limits.max_string_length
+        self._timeout = timeout
+        self._hide_suggestions = not suggestions
+        self._parsed: OrderedDict[str, DocumentNode | GraphQLError] = OrderedDict()
+        self._validated: OrderedDict[tuple[str, bool], list[GraphQLError]] = OrderedDict()
+
+    def prepare(self, query: str, operation_name: str | None, *, introspection: bool) -> Prepared:
+        document = self._parse(query)
+        if isinstance(document, GraphQLError):
+            return Prepared(None, [document], None)
+        key = (query, introspection)
+        errors = self._validated.get(key)
+        if errors is None:
+            errors = validate(
+                self._schema, document, self._rules[introspection], hide_suggestions=self._hide_suggestions
+            )
+            _remember(self._validated, key, errors)
+        if errors:
+            return Prepared(document, errors, None)
+        operation = get_operation_ast(document, operation_name)
+        if operation is None:
+            message = (
+                f"no operation named {operation_name!r}"
+                if operation_name
+                else "the document has several operations; name one with operationName"
+            )
+            return Prepared(document, [GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})], None)
+        return Prepared(document, [], operation.operation)
+
+    def check_variables(self, variables: Any) -> GraphQLError | None:
+        """Strings inside variables obey the same rules as literals (no NUL, valid Unicode, length)."""
+        for text in _strings(variables):
+            problem = string_problem(text, self._max_string)
+            if problem:
+                return GraphQLError(problem, extensions={"code": "BAD_USER_INPUT"})
+        return None
+
+    async def run(
+        self,
+        prepared: Prepared,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        context: Context,
+    ) -> ExecutionResult:
+        assert prepared.document is not None
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = execute(
+                    self._schema,
+                    prepared.document,
+                    context_value=context,
+                    variable_values=variables,
+                    operation_name=operation_name,
+                    hide_suggestions=self._hide_suggestions,
+                )
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    result = await result
+        except TimeoutError:
+            error = GraphQLError(
+                f"the query ran longer than the {self._timeout:g} s limit",
+                extensions={"code": "QUERY_TOO_COMPLEX"},
+            )
+            return ExecutionResult(data=None, errors=[error])
+        assert isinstance(result, ExecutionResult)
+        for path, hub_error in context.side_errors:
+            side = GraphQLError(hub_error.message, path=path, original_error=hub_error)
+            result.errors = [*(result.errors or []), side]
+        return result
+
+    def _parse(self, query: str) -> DocumentNode | GraphQLError:
+        cached = self._parsed.get(query)
+        if cached is None:
+            try:
+                cached = parse(query, max_tokens=self._max_tokens, no_location=False)
+            except GraphQLError as exc:
+                if "token limit" in exc.message.lower() or "tokens" in exc.message.lower():
+                    exc.extensions = {"code": "QUERY_TOO_COMPLEX"}
+                cached = exc
+            _remember(self._parsed, query, cached)
+        return cached
+
+
+def format_error(error: GraphQLError, request_id: str, *, suggestions: bool) -> dict[str, Any]:
+    """One error as the caller sees it; unexpected errors are masked and logged."""
+    original = error.original_error
+    if isinstance(original, HubError):
+        code, message = original.code, original.message
+    elif original is not None:
+        log.error("unexpected error, correlation id %s, path %s", request_id, error.path, exc_info=original)
+        code, message = "INTERNAL", f"internal error; correlation id {request_id}"
+    else:
+        code = (error.extensions or {}).get("code", "BAD_USER_INPUT")
+        message = error.message if suggestions else _SUGGESTION.sub("", error.message)
+    if code not in ERROR_CODES:
+        code = "INTERNAL"
+    formatted: dict[str, Any] = {"message": message}
+    if error.locations:
+        formatted["locations"] = [{"line": loc.line, "column": loc.column} for loc in error.locations]
+    if error.path:
+        formatted["path"] = error.path
+    formatted["extensions"] = {"code": code, **({"correlationId": request_id} if code == "INTERNAL" else {})}
+    return formatted
+
+
+def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
+    cache[key] = value
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []

@@ -1,0 +1,306 @@
+"""The Query root: catalogue, data and ``node``. Every data path runs under the caller's scope."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+import strawberry
+
+from resolvers import agencies, aggregates, indicators, observations, regimes, tables, units
+from resolvers.errors import BadUserInput, Forbidden, NotFound
+from resolvers.pagination import page_request
+from resolvers.periods import Period as PeriodValue
+from resolvers.periods import period_range
+from schema.catalogue import (
+    AdministrativeUnit,
+    Agency,
+    AgencyKind,
+    Frequency,
+    Indicator,
+    Regime,
+    UnitLevel,
+)
+from schema.context import Info
+from schema.data import Aggregate, Observation, ObservationStatus, Series, Table
+from schema.relay import Connection, Node, parse_global_id
+from schema.scalars import Period
+
+MAX_SERIES_CELLS = 200_000
+First = Annotated[int | None, strawberry.argument(description="Page size (default 50, capped).")]
+After = Annotated[str | None, strawberry.argument(description="Cursor from a previous page.")]
+
+
+def _page(info: Info, first: int | None, after: str | None):
+    return page_request(first, after, info.context.max_page_size)
+
+
+async def _readable_codes(info: Info, codes: list[str], path_field: str) -> list[str]:
+    """The codes the caller may read; each other code is reported (FORBIDDEN or NOT_FOUND)."""
+    scope = info.context.scope
+    readable = [c for c in dict.fromkeys(codes) if scope.may_read(c)]
+    denied = [c for c in dict.fromkeys(codes) if not scope.may_read(c)]
+    if denied:
+        existing = {
+            r["code"]
+            for r in await info.context.db.fetch(
+                "SELECT code FROM indicator WHERE code = ANY($1::text[])", denied
+            )
+        }
+        for code in denied:
+            error = (
+                Forbidden(f"you may not read indicator {code}")
+                if code in existing
+                else NotFound(f"there is no indicator {code}")
+            )
+            info.context.report(list(info.path.as_list()), error)
+    return readable
+
+
+async def _indicator_or_raise(info: Info, code: str) -> Indicator:
+    row = await info.context.loaders.indicator_by_code.load(code)
+    if row is not None:
+        return Indicator.of(row)
+    exists = await info.context.db.fetchval("SELECT 1 FROM indicator WHERE code = $1", code)
+    raise (
+        Forbidden(f"you may not read indicator {code}")
+        if exists
+        else NotFound(f"there is no indicator {code}")
+    )
+
+
+async def _unit_ids(
+    info: Info, units_: list[str] | None, parent: str | None, level: UnitLevel | None
+) -> list[int]:
+    selection = observations.UnitSelection(units_, parent, level.value if level else None, info.context.today)
+    return await observations.select_unit_ids(info.context.db, selection, info.context.scope)
+
+
+def _period_list(first: str, last: str) -> list[str]:
+    return [str(p) for p in period_range(PeriodValue.parse(first), PeriodValue.parse(last))]
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Any object by its global id.")
+    async def node(self, info: Info, id: strawberry.ID) -> Node | None:
+        kind, key = parse_global_id(id)
+        loaders = info.context.loaders
+        if kind == "Indicator":
+            row = await loaders.indicator_by_code.load(key)
+            return Indicator.of(row) if row else None
+        if kind == "Agency":
+            agency = await loaders.agency_by_code.load(key)
+            return Agency.of(agency) if agency else None
+        if kind == "Regime":
+            regime = await loaders.regime_by_code.load(key)
+            return Regime.of(regime) if regime else None
+        if not key.isdigit():
+            raise BadUserInput("id is not an id this API returned")
+        if kind == "AdministrativeUnit":
+            unit = await loaders.unit_by_id.load(int(key))
+            return AdministrativeUnit.of(unit) if unit else None
+        if kind == "Observation":
+            obs = await loaders.observation_by_revision.load(int(key))
+            return Observation.of(obs) if obs else None
+        raise BadUserInput("id is not an id this API returned")
+
+    @strawberry.field(
+        description="Indicators you may read. search matches Vietnamese and English "
+        "names and the code, ignoring accents and case."
+    )
+    async def indicators(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        field: str | None = None,
+        periodicity: Frequency | None = None,
+        responsible_agency: str | None = None,
+        source: str | None = None,
+        search: str | None = None,
+    ) -> Connection[Indicator]:
+        page = await indicators.list_indicators(
+            info.context.db,
+            _page(info, first, after),
+            info.context.scope,
+            field=field,
+            periodicity=periodicity.value if periodicity else None,
+            responsible_agency=responsible_agency,
+            source=source,
+            search=search,
+        )
+        return Connection.of(page, Indicator)
+
+    @strawberry.field(description="One indicator by code: NOT_FOUND if unknown, FORBIDDEN if not granted.")
+    async def indicator(self, info: Info, code: str) -> Indicator:
+        return await _indicator_or_raise(info, code)
+
+    @strawberry.field(
+        description="Administrative units in force on valid_on (default today), or "
+        "at any date with all_dates."
+    )
+    async def units(
+        self,
+        info: Info,
+        first: First = None,
+        after: After = None,
+        level: UnitLevel | None = None,
+        parent: str | None = None,
+        valid_on: date | None = None,
+        all_dates: bool = False,
+        search: str | None = None,
+    ) -> Connection[AdministrativeUnit]:
+        page = await units.list_units(
+            info.context.db,
+            _page(info, first, after),
+            level=level.value if level else None,
+            parent=parent,
+            valid_on=valid_on or info.context.today,
+            all_dates=all_dates,
+            search=search,
+        )
+        return Connection.of(page, AdministrativeUnit)
+
+    @strawberry.field(description="The unit with this code in force on valid_on (default today).")
+    async def unit(self, info: Info, code: str, valid_on: date | None = None) -> AdministrativeUnit:
+        row = await units.fetch_unit(info.context.db, code, valid_on or info.context.today)
+        if row is None:
+            raise NotFound(
+                f"there is no unit {code} in force on {(valid_on or info.context.today).isoformat()}"
+            )
+        return AdministrativeUnit.of(row)
+
+    @strawberry.field
+    async def agencies(
+        self, info: Info, first: First = None, after: After = None, kind: AgencyKind | None = None
+    ) -> Connection[Agency]:
+        page = await agencies.list_agencies(
+            info.context.db, _page(info, first, after), kind=kind.value if kind else None
+        )
+        return Connection.of(page, Agency)
+
+    @strawberry.field
+    async def agency(self, info: Info, code: str) -> Agency:
+        row = await info.context.loaders.agency_by_code.load(code)
+        if row is None:
+            raise NotFound(f"there is no agency {code}")
+        return Agency.of(row)
+
+    @strawberry.field(description="All reporting regimes.")
+    async def regimes(self, info: Info) -> list[Regime]:
+        return [Regime.of(r) for r in await regimes.list_regimes(info.context.db)]
+
+    @strawberry.field
+    async def regime(self, info: Info, code: str) -> Regime:
+        row = await info.context.loaders.regime_by_code.load(code)
+        if row is None:
+            raise NotFound(f"there is no regime {code}")
+        return Regime.of(row)
+
+    @strawberry.field(
+        description="Current values, one per key. Name units by code (every unit that "
+        "carried the code), or a parent with an optional level. from/to bound the period."
+    )
+    async def observations(
+        self,
+        info: Info,
+        indicators: list[str],
+        units: list[str] | None = None,
+        parent: str | None = None,
+        level: UnitLevel | None = None,
+        from_: Annotated[Period | None, strawberry.argument(name="from")] = None,  # type: ignore[valid-type]
+        to: Period | None = None,  # type: ignore[valid-type]
+        disaggregation: str | None = None,
+        status: ObservationStatus | None = None,
+        first: First = None,
+        after: After = None,
+    ) -> Connection[Observation]:
+        request = _page(info, first, after)
+        readable = await _readable_codes(info, indicators, "observations")
+        unit_ids = await _unit_ids(info, units, parent, level)
+        page = await observations.list_observations(
+            info.context.db,
+            request,
+            info.context.scope,
+            indicators=readable,
+            unit_ids=unit_ids,
+            first_period=from_,
+            last_period=to,
+            dims=disaggregation,
+            status=status.value if status else None,
+        )
+        return Connection.of(page, Observation)
+
+    @strawberry.field(
+        description="The dashboard table: indicators x units for one period (default: "
+        "each series' latest period). Units by code, or a parent with a level."
+    )
+    async def table(
+        self,
+        info: Info,
+        indicators: list[str],
+        units: list[str] | None = None,
+        parent: str | None = None,
+        level: UnitLevel | None = None,
+        period: Period | None = None,  # type: ignore[valid-type]
+    ) -> Table:
+        readable = await _readable_codes(info, indicators, "table")
+        unit_ids = await _unit_ids(info, units, parent, level)
+        block = await tables.fetch_table(info.context.db, readable, unit_ids, period)
+        rows = await info.context.loaders.indicator_by_code.load_many(readable)
+        return Table(period=period, columns=[Indicator.of(r) for r in rows if r], rows=block)
+
+    @strawberry.field(description="One indicator over units and a period range, values as arrays.")
+    async def series(
+        self,
+        info: Info,
+        indicator: str,
+        from_: Annotated[Period, strawberry.argument(name="from")],  # type: ignore[valid-type]
+        to: Period,
+        units: list[str] | None = None,
+        parent: str | None = None,  # type: ignore[valid-type]
+        level: UnitLevel | None = None,
+        disaggregation: str = "",
+        through_lineage: Annotated[
+            bool,
+            strawberry.argument(description="Compute periods before a unit existed from its predecessors."),
+        ] = True,
+    ) -> Series:
+        found = await _indicator_or_raise(info, indicator)
+        periods = _period_list(from_, to)
+        if periods and PeriodValue.parse(periods[0]).frequency != found.periodicity.value:
+            raise BadUserInput(
+                f"{indicator} is reported with frequency {found.periodicity.value}; "
+                f"ask for periods of that frequency"
+            )
+        unit_ids = await _unit_ids(info, units, parent, level)
+        if len(unit_ids) * len(periods) > MAX_SERIES_CELLS:
+            raise BadUserInput(f"a series may hold at most {MAX_SERIES_CELLS} cells; narrow it")
+        block = await tables.fetch_series(
+            info.context.db, indicator, unit_ids, periods, disaggregation, derive=through_lineage
+        )
+        return Series(indicator=found, disaggregation=disaggregation, periods=periods, rows=block)
+
+    @strawberry.field(
+        description="A value for any unit and period by the indicator's rule, e.g. a "
+        "2025 province over 2023 through the old provinces it absorbed, or a rate "
+        "from communes as sum(numerator) / sum(denominator)."
+    )
+    async def aggregate(
+        self,
+        info: Info,
+        indicator: str,
+        unit: str,
+        period: Period,  # type: ignore[valid-type]
+        disaggregation: str = "",
+        unit_valid_on: date | None = None,
+    ) -> Aggregate:
+        found = await _indicator_or_raise(info, indicator)
+        row = await units.fetch_unit(info.context.db, unit, unit_valid_on or info.context.today)
+        if row is None:
+            raise NotFound(f"there is no unit {unit} in force on that date")
+        if not info.context.scope.covers_unit(row.id):
+            raise Forbidden(f"you may not read values for unit {unit}")
+        result = await aggregates.fetch_aggregate(info.context.db, indicator, row.id, period, disaggregation)
+        return Aggregate.of(found, AdministrativeUnit.of(row), period, disaggregation, result)
