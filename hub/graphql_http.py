@@ -113,9 +113,7 @@ class GraphQLEndpoint:
         result = await self.executor.run(prepared, variables, operation_name, context)
         # No data at all means the request never executed (e.g. bad variables): a request error.
         request_error = result.data is None and bool(result.errors)
-        return self._respond(
-            result.data, result.errors or [], media_type, request_id, request_error=request_error
-        )
+        return self._respond(result.data, result.errors or [], media_type, request_id, request_error=request_error)
 
     def _respond(
         self, data: Any, errors: list[GraphQLError], media_type: str, request_id: str, *, request_error: bool

@@ -116,9 +116,7 @@ async def list_indicators(
     return make_page([Indicator(**r) for r in rows], page, lambda i: (i.code,))
 
 
-async def list_indicators_by_agency(
-    db: Queryable, agency_codes: Sequence[str], scope: Scope
-) -> list[list[Indicator]]:
+async def list_indicators_by_agency(db: Queryable, agency_codes: Sequence[str], scope: Scope) -> list[list[Indicator]]:
     by_agency: dict[str, list[Indicator]] = {c: [] for c in agency_codes}
     for r in await db.fetch(_SELECT_BY_AGENCIES, list(agency_codes), scope.indicators):
         by_agency[r["responsible_agency"]].append(Indicator(**r))

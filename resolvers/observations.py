@@ -38,7 +38,8 @@ class UnitSelection:
     on: date | None = None
 
 
-# Codes name every unit that ever carried them (old and new 08), so a code's whole record is found.
+# A code names one unit on a given day (the reform reused codes such as 08); periods before a
+# unit existed are reached through its lineage, not through the old unit's code.
 _SELECT_UNIT_IDS = """
 WITH RECURSIVE below AS (
     SELECT id, level FROM admin_unit
@@ -48,7 +49,8 @@ WITH RECURSIVE below AS (
     WHERE c.valid_from <= $4 AND (c.valid_to IS NULL OR c.valid_to >= $4)
 )
 SELECT u.id FROM admin_unit u
-WHERE (CASE WHEN $1::text[] IS NOT NULL THEN u.code = ANY($1::text[])
+WHERE (CASE WHEN $1::text[] IS NOT NULL
+            THEN u.code = ANY($1::text[]) AND u.valid_from <= $4 AND (u.valid_to IS NULL OR u.valid_to >= $4)
             ELSE u.id IN (SELECT id FROM below WHERE $3::text IS NULL OR level = $3)
                  AND u.code <> coalesce($2, '') END)
   AND ($5::int[] IS NULL OR u.id = ANY($5::int[]))
@@ -124,9 +126,7 @@ async def list_observations(
     )
 
 
-async def fetch_observations(
-    db: Queryable, revision_ids: Sequence[int], scope: Scope
-) -> list[Observation | None]:
+async def fetch_observations(db: Queryable, revision_ids: Sequence[int], scope: Scope) -> list[Observation | None]:
     rows = await db.fetch(_SELECT_BY_REVISION, list(revision_ids), scope.indicators, scope.unit_ids)
     found = {r["revision_id"]: Observation(**r) for r in rows}
     return [found.get(i) for i in revision_ids]

@@ -29,9 +29,7 @@ class Period:
     def parse(cls, text: str) -> Period:
         match = _PATTERN.match(text) if isinstance(text, str) else None
         if match is None:
-            raise BadUserInput(
-                f"{text!r} is not a period: write 2026, 2026-S1, 2026-Q3 or 2026-M10 (SDMX notation)"
-            )
+            raise BadUserInput(f"{text!r} is not a period: write 2026, 2026-S1, 2026-Q3 or 2026-M10 (SDMX notation)")
         year, part = int(match[1]), match[2]
         if part is None:
             return cls(year, 1, "A")

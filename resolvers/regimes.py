@@ -67,9 +67,7 @@ async def list_reporters(db: Queryable, regime_codes: Sequence[str]) -> list[lis
     return [by_regime[c] for c in regime_codes]
 
 
-async def list_items(
-    db: Queryable, regime_codes: Sequence[str], readable: Sequence[str]
-) -> list[list[RegimeItem]]:
+async def list_items(db: Queryable, regime_codes: Sequence[str], readable: Sequence[str]) -> list[list[RegimeItem]]:
     by_regime: dict[str, list[RegimeItem]] = {c: [] for c in regime_codes}
     for r in await db.fetch(_SELECT_ITEMS, list(regime_codes), list(readable)):
         by_regime[r["regime_code"]].append(RegimeItem(**r))

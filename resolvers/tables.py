@@ -61,9 +61,7 @@ CROSS JOIN LATERAL (
 """
 
 
-async def fetch_table(
-    db: Queryable, indicators: Sequence[str], unit_ids: Sequence[int], period: str | None
-) -> str:
+async def fetch_table(db: Queryable, indicators: Sequence[str], unit_ids: Sequence[int], period: str | None) -> str:
     """JSON rows ``[{unit, values, periods, statuses, provenance}]``, one per unit, columns in order."""
     sql = _TABLE_LATEST if period is None else _TABLE_PERIOD
     block: str = await db.fetchval(sql, list(indicators), list(unit_ids), period)

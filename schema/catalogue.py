@@ -28,9 +28,7 @@ class UnitLevel(Enum):
     COMMUNE = "COMMUNE"
 
 
-@strawberry.enum(
-    description="How a unit relates to the unit it became (2025 reform: Resolution 202/2025/QH15)."
-)
+@strawberry.enum(description="How a unit relates to the unit it became (2025 reform: Resolution 202/2025/QH15).")
 class LineageRelation(Enum):
     MERGED_INTO = "MERGED_INTO"
     RENAMED = "RENAMED"
@@ -319,8 +317,7 @@ class Regime(Node):
     legal_basis: str
     frequency: Frequency
     cutoff_start_day: int = strawberry.field(
-        description="Cut-off window opens on this day of the month "
-        "before the period's last month (default 15)."
+        description="Cut-off window opens on this day of the month before the period's last month (default 15)."
     )
     cutoff_end_day: int = strawberry.field(
         description="Cut-off window closes on this day of the period's last month (default 14)."

@@ -41,9 +41,7 @@ class Provenance:
 @strawberry.type(description="The current value of one key: indicator x unit x period x disaggregation.")
 class Observation(Node):
     period: Period  # type: ignore[valid-type]
-    disaggregation: str = strawberry.field(
-        description="Non-total cells, e.g. 'SEX=F|URBANISATION=U'; '' is the total."
-    )
+    disaggregation: str = strawberry.field(description="Non-total cells, e.g. 'SEX=F|URBANISATION=U'; '' is the total.")
     value: DecimalValue  # type: ignore[valid-type]
     status: ObservationStatus
     provenance: Provenance

@@ -64,15 +64,6 @@ class Executor:
         document = self._parse(query)
         if isinstance(document, GraphQLError):
             return Prepared(None, [document], None)
-        key = (query, introspection)
-        errors = self._validated.get(key)
-        if errors is None:
-            errors = validate(
-                self._schema, document, self._rules[introspection], hide_suggestions=self._hide_suggestions
-            )
-            _remember(self._validated, key, errors)
-        if errors:
-            return Prepared(document, errors, None)
         operation = get_operation_ast(document, operation_name)
         if operation is None:
             message = (
@@ -81,7 +72,14 @@ class Executor:
                 else "the document has several operations; name one with operationName"
             )
             return Prepared(document, [GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})], None)
-        return Prepared(document, [], operation.operation)
+        key = (query, introspection)
+        errors = self._validated.get(key)
+        if errors is None:
+            errors = validate(
+                self._schema, document, self._rules[introspection], hide_suggestions=self._hide_suggestions
+            )
+            _remember(self._validated, key, errors)
+        return Prepared(document, errors, operation.operation)
 
     def check_variables(self, variables: Any) -> GraphQLError | None:
         """Strings inside variables obey the same rules as literals (no NUL, valid Unicode, length)."""

@@ -44,24 +44,18 @@ def make_limit_rules(limits: Limits) -> tuple[type[ASTValidationRule], ...]:
     class OperationLimits(ASTValidationRule):
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: object) -> None:
             fragments = {
-                f.name.value: f
-                for f in self.context.document.definitions
-                if isinstance(f, FragmentDefinitionNode)
+                f.name.value: f for f in self.context.document.definitions if isinstance(f, FragmentDefinitionNode)
             }
             walk = _Walk(fragments, limits)
             walk.selection_set(node.selection_set, 1, frozenset())
             walk.directives += len(node.directives or ())
             if walk.depth > limits.max_depth:
                 self.report_error(
-                    too_complex(
-                        f"the query is nested {walk.depth} deep; the limit is {limits.max_depth}", node
-                    )
+                    too_complex(f"the query is nested {walk.depth} deep; the limit is {limits.max_depth}", node)
                 )
             if walk.aliases > limits.max_aliases:
                 self.report_error(
-                    too_complex(
-                        f"the query uses {walk.aliases} aliases; the limit is {limits.max_aliases}", node
-                    )
+                    too_complex(f"the query uses {walk.aliases} aliases; the limit is {limits.max_aliases}", node)
                 )
             if walk.directives > limits.max_directives:
                 self.report_error(

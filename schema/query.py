@@ -43,9 +43,7 @@ async def _readable_codes(info: Info, codes: list[str], path_field: str) -> list
     if denied:
         existing = {
             r["code"]
-            for r in await info.context.db.fetch(
-                "SELECT code FROM indicator WHERE code = ANY($1::text[])", denied
-            )
+            for r in await info.context.db.fetch("SELECT code FROM indicator WHERE code = ANY($1::text[])", denied)
         }
         for code in denied:
             error = (
@@ -62,16 +60,10 @@ async def _indicator_or_raise(info: Info, code: str) -> Indicator:
     if row is not None:
         return Indicator.of(row)
     exists = await info.context.db.fetchval("SELECT 1 FROM indicator WHERE code = $1", code)
-    raise (
-        Forbidden(f"you may not read indicator {code}")
-        if exists
-        else NotFound(f"there is no indicator {code}")
-    )
+    raise (Forbidden(f"you may not read indicator {code}") if exists else NotFound(f"there is no indicator {code}"))
 
 
-async def _unit_ids(
-    info: Info, units_: list[str] | None, parent: str | None, level: UnitLevel | None
-) -> list[int]:
+async def _unit_ids(info: Info, units_: list[str] | None, parent: str | None, level: UnitLevel | None) -> list[int]:
     selection = observations.UnitSelection(units_, parent, level.value if level else None, info.context.today)
     return await observations.select_unit_ids(info.context.db, selection, info.context.scope)
 
@@ -137,8 +129,7 @@ class Query:
         return await _indicator_or_raise(info, code)
 
     @strawberry.field(
-        description="Administrative units in force on valid_on (default today), or "
-        "at any date with all_dates."
+        description="Administrative units in force on valid_on (default today), or at any date with all_dates."
     )
     async def units(
         self,
@@ -166,9 +157,7 @@ class Query:
     async def unit(self, info: Info, code: str, valid_on: date | None = None) -> AdministrativeUnit:
         row = await units.fetch_unit(info.context.db, code, valid_on or info.context.today)
         if row is None:
-            raise NotFound(
-                f"there is no unit {code} in force on {(valid_on or info.context.today).isoformat()}"
-            )
+            raise NotFound(f"there is no unit {code} in force on {(valid_on or info.context.today).isoformat()}")
         return AdministrativeUnit.of(row)
 
     @strawberry.field
@@ -271,8 +260,7 @@ class Query:
         periods = _period_list(from_, to)
         if periods and PeriodValue.parse(periods[0]).frequency != found.periodicity.value:
             raise BadUserInput(
-                f"{indicator} is reported with frequency {found.periodicity.value}; "
-                f"ask for periods of that frequency"
+                f"{indicator} is reported with frequency {found.periodicity.value}; ask for periods of that frequency"
             )
         unit_ids = await _unit_ids(info, units, parent, level)
         if len(unit_ids) * len(periods) > MAX_SERIES_CELLS:

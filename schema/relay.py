@@ -56,9 +56,7 @@ class Connection(Generic[T]):
     @classmethod
     def of(cls, page: Page[object], node_type: type) -> Connection[T]:
         # Each row maps to its GraphQL type once, here (STYLE: schema maps rows once).
-        edges = [
-            Edge(cursor=c, node=node_type.of(item)) for item, c in zip(page.items, page.cursors, strict=True)
-        ]
+        edges = [Edge(cursor=c, node=node_type.of(item)) for item, c in zip(page.items, page.cursors, strict=True)]
         return cls(
             edges=edges,  # type: ignore[arg-type]
             page_info=PageInfo(
