@@ -111,8 +111,9 @@ class GraphQLEndpoint:
             request_id=request_id,
         )
         result = await self.executor.run(prepared, variables, operation_name, context)
-        # No data at all means the request never executed (e.g. bad variables): a request error.
-        request_error = result.data is None and bool(result.errors)
+        # Errors without a path come from before execution (e.g. variables that do not coerce):
+        # a request error. A null data after execution is still a 200 (GraphQL over HTTP).
+        request_error = result.data is None and all(not e.path for e in result.errors or [])
         return self._respond(result.data, result.errors or [], media_type, request_id, request_error=request_error)
 
     def _respond(

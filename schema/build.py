@@ -8,11 +8,12 @@ from strawberry.schema.config import StrawberryConfig
 from schema.catalogue import AdministrativeUnit, Agency, Indicator, Regime
 from schema.data import Observation
 from schema.query import Query
+from schema.scalars import SCALAR_MAP
 
 schema = strawberry.Schema(
     query=Query,
     types=[AdministrativeUnit, Agency, Indicator, Regime, Observation],
-    config=StrawberryConfig(auto_camel_case=True),
+    config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
 )
 
 

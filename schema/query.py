@@ -125,7 +125,7 @@ class Query:
         return Connection.of(page, Indicator)
 
     @strawberry.field(description="One indicator by code: NOT_FOUND if unknown, FORBIDDEN if not granted.")
-    async def indicator(self, info: Info, code: str) -> Indicator:
+    async def indicator(self, info: Info, code: str) -> Indicator | None:
         return await _indicator_or_raise(info, code)
 
     @strawberry.field(
@@ -154,7 +154,7 @@ class Query:
         return Connection.of(page, AdministrativeUnit)
 
     @strawberry.field(description="The unit with this code in force on valid_on (default today).")
-    async def unit(self, info: Info, code: str, valid_on: date | None = None) -> AdministrativeUnit:
+    async def unit(self, info: Info, code: str, valid_on: date | None = None) -> AdministrativeUnit | None:
         row = await units.fetch_unit(info.context.db, code, valid_on or info.context.today)
         if row is None:
             raise NotFound(f"there is no unit {code} in force on {(valid_on or info.context.today).isoformat()}")
@@ -170,7 +170,7 @@ class Query:
         return Connection.of(page, Agency)
 
     @strawberry.field
-    async def agency(self, info: Info, code: str) -> Agency:
+    async def agency(self, info: Info, code: str) -> Agency | None:
         row = await info.context.loaders.agency_by_code.load(code)
         if row is None:
             raise NotFound(f"there is no agency {code}")
@@ -181,7 +181,7 @@ class Query:
         return [Regime.of(r) for r in await regimes.list_regimes(info.context.db)]
 
     @strawberry.field
-    async def regime(self, info: Info, code: str) -> Regime:
+    async def regime(self, info: Info, code: str) -> Regime | None:
         row = await info.context.loaders.regime_by_code.load(code)
         if row is None:
             raise NotFound(f"there is no regime {code}")
@@ -204,7 +204,7 @@ class Query:
         status: ObservationStatus | None = None,
         first: First = None,
         after: After = None,
-    ) -> Connection[Observation]:
+    ) -> Connection[Observation] | None:
         request = _page(info, first, after)
         readable = await _readable_codes(info, indicators, "observations")
         unit_ids = await _unit_ids(info, units, parent, level)
@@ -233,7 +233,7 @@ class Query:
         parent: str | None = None,
         level: UnitLevel | None = None,
         period: Period | None = None,  # type: ignore[valid-type]
-    ) -> Table:
+    ) -> Table | None:
         readable = await _readable_codes(info, indicators, "table")
         unit_ids = await _unit_ids(info, units, parent, level)
         block = await tables.fetch_table(info.context.db, readable, unit_ids, period)
@@ -255,7 +255,7 @@ class Query:
             bool,
             strawberry.argument(description="Compute periods before a unit existed from its predecessors."),
         ] = True,
-    ) -> Series:
+    ) -> Series | None:
         found = await _indicator_or_raise(info, indicator)
         periods = _period_list(from_, to)
         if periods and PeriodValue.parse(periods[0]).frequency != found.periodicity.value:
@@ -283,7 +283,7 @@ class Query:
         period: Period,  # type: ignore[valid-type]
         disaggregation: str = "",
         unit_valid_on: date | None = None,
-    ) -> Aggregate:
+    ) -> Aggregate | None:
         found = await _indicator_or_raise(info, indicator)
         row = await units.fetch_unit(info.context.db, unit, unit_valid_on or info.context.today)
         if row is None:

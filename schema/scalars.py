@@ -32,32 +32,33 @@ def _refuse_block(value: Any) -> str:
     raise BadUserInput("DataBlock is an output type")
 
 
-Period = strawberry.scalar(
-    NewType("Period", str),
-    name="Period",
-    description="A reporting period in SDMX notation: 2026 (year), 2026-S1 (half), 2026-Q3 "
-    "(quarter) or 2026-M10 (month). Anything else is refused with BAD_USER_INPUT.",
-    serialize=str,
-    parse_value=_parse_period,
-)
+Period = NewType("Period", str)
+DecimalValue = NewType("DecimalValue", Decimal)
+DataBlock = NewType("DataBlock", str)
 
-# Values are written as JSON numbers with exactly the stored digits (no binary floating point on
-# the way out); use a decimal-aware JSON parser if you need more than double precision.
-DecimalValue = strawberry.scalar(
-    NewType("Decimal", Decimal),
-    name="Decimal",
-    description="An exact decimal number, written as a JSON number with its stored digits. "
-    'As input, a string ("1234.56") or a number.',
-    serialize=lambda d: orjson.Fragment(str(d).encode()),
-    parse_value=_parse_decimal,
-)
-
-DataBlock = strawberry.scalar(
-    NewType("DataBlock", str),
-    name="DataBlock",
-    description="A compact JSON block of values whose shape is documented on the field that "
-    "returns it; numbers keep their exact stored digits. Used on bulk paths, where walking each "
-    "value through GraphQL would cost microseconds per value.",
-    serialize=lambda text: orjson.Fragment(text.encode()),
-    parse_value=_refuse_block,
-)
+SCALAR_MAP = {
+    Period: strawberry.scalar(
+        name="Period",
+        description="A reporting period in SDMX notation: 2026 (year), 2026-S1 (half), 2026-Q3 "
+        "(quarter) or 2026-M10 (month). Anything else is refused with BAD_USER_INPUT.",
+        serialize=str,
+        parse_value=_parse_period,
+    ),
+    # Values are written as JSON numbers with exactly the stored digits (no binary floating point
+    # on the way out); use a decimal-aware JSON parser if you need more than double precision.
+    DecimalValue: strawberry.scalar(
+        name="Decimal",
+        description="An exact decimal number, written as a JSON number with its stored digits. "
+        'As input, a string ("1234.56") or a number.',
+        serialize=lambda d: orjson.Fragment(str(d).encode()),
+        parse_value=_parse_decimal,
+    ),
+    DataBlock: strawberry.scalar(
+        name="DataBlock",
+        description="A compact JSON block of values whose shape is documented on the field that "
+        "returns it; numbers keep their exact stored digits. Used on bulk paths, where walking each "
+        "value through GraphQL would cost microseconds per value.",
+        serialize=lambda text: orjson.Fragment(text.encode()),
+        parse_value=_refuse_block,
+    ),
+}

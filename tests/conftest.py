@@ -87,3 +87,40 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     assert pool is not None
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def all_indicators(pool) -> frozenset[str]:
+    return frozenset(await pool.fetchval("SELECT array_agg(code) FROM indicator"))
+
+
+@pytest.fixture(scope="session")
+async def hub_url(database_url: str, all_indicators: frozenset[str]) -> AsyncIterator[str]:
+    """A real hub on 127.0.0.1 (uvicorn in this event loop), principals chosen by test headers."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from auth.principal import Grants, Principal
+    from hub.app import create_app
+    from hub.settings import Settings
+
+    async def authenticate(request) -> Principal:
+        wanted = request.headers.get("x-test-indicators")
+        regions = request.headers.get("x-test-regions")
+        indicators = all_indicators if wanted is None else frozenset(filter(None, wanted.split(",")))
+        return Principal(grants=Grants(indicators, frozenset(regions.split(",")) if regions else None))
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    app = create_app(Settings(introspection=True, graphiql=False), database_url, authenticate=authenticate)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        await asyncio.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    await task
+    sock.close()
