@@ -73,15 +73,15 @@ class GraphQLEndpoint:
             return self._respond(None, [params], media_type, request_id, request_error=True)
         query, variables, operation_name = params
         prepared = self.executor.prepare(query, operation_name, introspection=self.introspection)
-        if prepared.errors:
-            return self._respond(None, prepared.errors, media_type, request_id, request_error=True)
-        if request.method == "GET" and prepared.operation is not OperationType.QUERY:
+        if request.method == "GET" and prepared.operation not in (None, OperationType.QUERY):
             return Response(
                 "GET runs queries only; send mutations with POST",
                 405,
                 headers={"Allow": "POST"},
                 media_type="text/plain",
             )
+        if prepared.errors:
+            return self._respond(None, prepared.errors, media_type, request_id, request_error=True)
         problem = self.executor.check_variables(variables)
         if problem:
             return self._respond(None, [problem], media_type, request_id, request_error=True)

@@ -1,0 +1,175 @@
+"""GraphQL over HTTP conformance and the document limits, against a real server."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+
+from auth.principal import Grants, Principal
+from hub.settings import Settings
+from resolvers.loaders import Loaders
+from resolvers.scope import resolve_scope
+from schema.build import print_schema
+from schema.context import Context
+from schema.execution import Executor
+from schema.limits import Limits
+from tests.conftest import ROOT
+
+SETTINGS = Settings()
+QUERY = '{ indicator(code: "RETAIL") { code } }'
+
+
+async def post(url: str, payload: object = None, *, content: bytes | None = None, **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient() as client:
+        if content is not None:
+            return await client.post(f"{url}/graphql", content=content, headers=headers)
+        return await client.post(f"{url}/graphql", json=payload, headers=headers)
+
+
+async def test_default_media_type_and_json_on_request(hub_url: str) -> None:
+    default = await post(hub_url, {"query": QUERY})
+    assert default.status_code == 200
+    assert default.headers["content-type"].startswith("application/graphql-response+json")
+    plain = await post(hub_url, {"query": QUERY}, accept="application/json")
+    assert plain.headers["content-type"].startswith("application/json")
+    assert plain.json() == {"data": {"indicator": {"code": "RETAIL"}}}
+
+
+async def test_unsupported_accept_is_406_and_non_json_body_415(hub_url: str) -> None:
+    assert (await post(hub_url, {"query": QUERY}, accept="text/csv")).status_code == 406
+    refused = await post(hub_url, content=QUERY.encode(), **{"content-type": "text/plain"})
+    assert refused.status_code == 415
+
+
+async def test_get_runs_queries_but_not_mutations(hub_url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        ok = await client.get(f"{hub_url}/graphql", params={"query": QUERY})
+        mutation = await client.get(f"{hub_url}/graphql", params={"query": "mutation { x }"})
+    assert ok.status_code == 200 and ok.json()["data"]["indicator"]["code"] == "RETAIL"
+    assert mutation.status_code == 405 and mutation.headers["allow"] == "POST"
+
+
+async def test_two_megabyte_body_is_413(hub_url: str) -> None:
+    big = b'{"query": "{ __typename }", "pad": "' + b"x" * 2_000_000 + b'"}'
+    response = await post(hub_url, content=big, **{"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+async def test_malformed_json_and_lone_surrogate_are_bad_user_input(hub_url: str) -> None:
+    for body in (b"{not json", b'{"query": "{ indicators(search: \\"\\ud800\\") { edges { cursor } } }"}'):
+        response = await post(hub_url, content=body, **{"content-type": "application/json"})
+        assert response.status_code == 400
+        assert response.json()["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+def nested(depth: int) -> str:
+    inner = "code"
+    for _ in range(depth):
+        inner = f"parent {{ {inner} }}"
+    return f'{{ unit(code: "79001") {{ {inner} }} }}'
+
+
+@pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        (nested(SETTINGS.max_depth), "QUERY_TOO_COMPLEX"),
+        ("{ " + " ".join(f"a{i}: __typename" for i in range(SETTINGS.max_aliases + 1)) + " }", "QUERY_TOO_COMPLEX"),
+        # 10 aliases in a fragment spread 4 times: 40 aliases counted through the fragment.
+        (
+            "fragment F on Query { " + " ".join(f"b{i}: __typename" for i in range(10)) + " } { ...F ...F ...F ...F }",
+            "QUERY_TOO_COMPLEX",
+        ),
+        ("{ " + " ".join(["__typename"] * SETTINGS.max_tokens) + " }", "QUERY_TOO_COMPLEX"),
+        ("{ __typename " + "@include(if: true) " * (SETTINGS.max_directives + 1) + "}", "QUERY_TOO_COMPLEX"),
+        (
+            '{ indicators(search: "' + "x" * (SETTINGS.max_string_length + 1) + '") { edges { cursor } } }',
+            "BAD_USER_INPUT",
+        ),
+    ],
+)
+async def test_limits_reject_documents_before_any_resolver_runs(database_url: str, document: str, code: str) -> None:
+    """Run through the executor with a pool that logs every statement: a rejected document runs none."""
+    statements: list[str] = []
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=lambda c: _log_queries(c, statements))
+    try:
+        result = await execute(pool, document)
+    finally:
+        await pool.close()
+    assert result.errors and (result.errors[0].extensions or {}).get("code") == code, result.errors
+    assert result.data is None
+    assert [s for s in statements if "indicator" in s or "admin_unit" in s] == []
+
+
+async def _log_queries(conn: asyncpg.Connection, sink: list[str]) -> None:
+    conn.add_query_logger(lambda record: sink.append(record.query))
+
+
+async def execute(pool: asyncpg.Pool, document: str, grants: Grants | None = None):  # noqa: ANN201
+    executor = Executor(
+        Limits(SETTINGS.max_depth, SETTINGS.max_aliases, SETTINGS.max_directives, SETTINGS.max_string_length),
+        max_tokens=SETTINGS.max_tokens,
+        timeout=10,
+        suggestions=False,
+    )
+    prepared = executor.prepare(document, None, introspection=False)
+    if prepared.errors:
+        from graphql import ExecutionResult
+
+        return ExecutionResult(None, prepared.errors)
+    all_codes = frozenset(await pool.fetchval("SELECT array_agg(code) FROM indicator"))
+    grants = grants or Grants(all_codes)
+    scope = await resolve_scope(pool, grants)
+    import datetime
+
+    today = datetime.date.today()
+    context = Context(
+        db=pool,
+        principal=Principal(grants=grants),
+        scope=scope,
+        loaders=Loaders(pool, scope, today),
+        max_page_size=SETTINGS.max_page_size,
+        today=today,
+        request_id="test",
+    )
+    return await executor.run(prepared, None, None, context)
+
+
+NESTED = """{ agencies(first: %d, kind: PROVINCIAL_COMMITTEE) { edges { node { code unit { code parent { code }
+  predecessors { relation unit { code } } children { code agency { code } } } indicators { code } } } } }"""
+
+
+async def test_statement_count_does_not_grow_with_the_number_of_objects(database_url: str) -> None:
+    counts = []
+    for size in (3, 30):
+        statements: list[str] = []
+        pool = await asyncpg.create_pool(
+            database_url, min_size=1, max_size=4, init=lambda c, s=statements: _log_queries(c, s)
+        )
+        try:
+            result = await execute(pool, NESTED % size)
+        finally:
+            await pool.close()
+        assert result.errors is None, result.errors
+        assert len(result.data["agencies"]["edges"]) == size
+        # Only the hub's own data statements: not asyncpg's type introspection, resets or setup.
+        noise = ("pg_catalog", "pg_type", "set_config", "pg_advisory_unlock_all", "array_agg(code) FROM indicator")
+        counts.append(len([s for s in statements if not any(n in s for n in noise)]))
+    # agencies; their indicators; units; parents; lineage; lineage units; children; children's agencies
+    assert counts == [8, 8]
+
+
+async def test_introspection_is_off_by_default(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    try:
+        result = await execute(pool, "{ __schema { types { name } } }")
+    finally:
+        await pool.close()
+    assert result.errors and "introspection" in result.errors[0].message.lower()
+
+
+def test_committed_schema_matches_the_code() -> None:
+    committed = (ROOT / "schema.graphql").read_text(encoding="utf-8")
+    assert committed == print_schema(), (
+        "schema.graphql drifted: regenerate it with `nrhub schema print > schema.graphql`"
+    )
