@@ -15,11 +15,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from hub.database import DatabaseUnreachable, connect
+from hub.demo.load import DemoScaleMismatch
 from hub.embedded import EmbeddedStartError, database_url
 from hub.migrate import MigrationError, migrate, pending_migrations
 from hub.settings import ConfigError, Settings, load_settings
 
-EXPECTED_ERRORS = (ConfigError, DatabaseUnreachable, MigrationError, EmbeddedStartError)
+EXPECTED_ERRORS = (ConfigError, DatabaseUnreachable, MigrationError, EmbeddedStartError, DemoScaleMismatch)
 
 
 class PortInUse(Exception):
@@ -112,10 +113,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # Bind before starting anything, so a taken port fails fast and in plain words.
     sock = _bind(settings.host, settings.port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    if settings.log_level != "debug":
+        # pgserver logs every initdb and pg_ctl line at INFO; the operator needs only its problems.
+        logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     async def run(url: str) -> int:
         if settings.migrate_on_start:
             await _apply_migrations(url)
+        else:
+            # Fail here, in one line, rather than in the app's lifespan with uvicorn's traceback.
+            conn = await connect(url)
+            await conn.close()
         config = uvicorn.Config(
             create_app(settings, url),
             log_level=settings.log_level,

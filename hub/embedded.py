@@ -40,12 +40,17 @@ def database_url(settings: Settings) -> Iterator[str]:
 def embedded_server(data_dir: Path) -> Iterator[str]:
     """Start (or join) the embedded server under ``data_dir/pg``; yield its admin URL."""
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
     # pgserver keeps its inter-process lock under XDG_RUNTIME_DIR and computes that path when it
     # is imported, so the variable must be set before the import.
     runtime = data_dir / "run"
-    runtime.mkdir(mode=0o700, exist_ok=True)
-    runtime.chmod(0o700)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        runtime.mkdir(mode=0o700, exist_ok=True)
+        runtime.chmod(0o700)
+    except OSError as exc:
+        raise EmbeddedStartError(
+            f"cannot use {data_dir} as the data folder (setting data_dir): {exc.strerror}"
+        ) from None
     os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime))
     import pgserver
 
@@ -57,9 +62,7 @@ def embedded_server(data_dir: Path) -> Iterator[str]:
         try:
             server = pgserver.get_server(data_dir / "pg", cleanup_mode="stop")
         except Exception as exc:  # pgserver raises bare subprocess and assertion errors
-            raise EmbeddedStartError(
-                f"embedded PostgreSQL did not start in {data_dir / 'pg'}: {exc}"
-            ) from exc
+            raise EmbeddedStartError(f"embedded PostgreSQL did not start in {data_dir / 'pg'}: {exc}") from exc
         try:
             admin_url = server.get_uri()
             _ensure_database(admin_url, DATABASE_NAME)

@@ -75,7 +75,10 @@ async def migrate(conn: asyncpg.Connection, *, lock_timeout: float = 60.0) -> li
     migrations = discover_migrations()
     await _acquire_lock(conn, lock_timeout)
     try:
-        await conn.execute(_CREATE_LEDGER)
+        try:
+            await conn.execute(_CREATE_LEDGER)
+        except asyncpg.PostgresError as exc:  # e.g. a role without CREATE on the schema
+            raise MigrationError(f"cannot create the schema_migration table: {exc}") from exc
         applied = {r["version"]: r for r in await conn.fetch(_SELECT_APPLIED)}
         _check_unchanged(migrations, applied)
         done = []

@@ -63,9 +63,7 @@ ENV_PREFIX = "HUB_"
 _ENV_NOT_SETTINGS = {"HUB_CONFIG", "HUB_TEST_DATABASE_URL"}
 
 
-def load_settings(
-    config_file: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> Settings:
+def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
     """Build the settings from defaults, the TOML file and the environment."""
     environ = os.environ if environ is None else environ
     config_file = config_file or environ.get("HUB_CONFIG")

@@ -137,14 +137,12 @@ def indicator_rows() -> list[IndicatorRow]:
 async def load_reference(conn: asyncpg.Connection) -> None:
     """Upsert fields, dimensions, units, lineage, agencies and indicators."""
     await conn.executemany(
-        "INSERT INTO indicator_field (code, name_vi, name_en) VALUES ($1, $2, $3)"
-        " ON CONFLICT (code) DO NOTHING",
+        "INSERT INTO indicator_field (code, name_vi, name_en) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING",
         [(code, vi, en) for code, (vi, en) in FIELDS.items()],
     )
     for dim, ((vi, en), values) in DIMENSIONS.items():
         await conn.execute(
-            "INSERT INTO dimension (code, name_vi, name_en) VALUES ($1, $2, $3)"
-            " ON CONFLICT (code) DO NOTHING",
+            "INSERT INTO dimension (code, name_vi, name_en) VALUES ($1, $2, $3) ON CONFLICT (code) DO NOTHING",
             dim,
             vi,
             en,
@@ -290,8 +288,5 @@ async def _load_indicators(conn: asyncpg.Connection) -> None:
 
 def _definition(row: IndicatorRow) -> str:
     if row.aggregation == "RATIO":
-        return (
-            f"{row.name_en}: {row.numerator} / {row.denominator} × {row.factor}, "
-            "aggregated as the ratio of sums"
-        )
+        return f"{row.name_en}: {row.numerator} / {row.denominator} × {row.factor}, aggregated as the ratio of sums"
     return f"{row.name_en}, in {row.unit}"

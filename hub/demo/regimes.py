@@ -52,8 +52,7 @@ REGIMES = [
 
 async def load_regimes(conn: asyncpg.Connection) -> None:
     provinces = [
-        r["code"]
-        for r in await conn.fetch("SELECT code FROM agency WHERE kind = 'PROVINCIAL_COMMITTEE' ORDER BY code")
+        r["code"] for r in await conn.fetch("SELECT code FROM agency WHERE kind = 'PROVINCIAL_COMMITTEE' ORDER BY code")
     ]
     for code, vi, en, basis, freq, rule, value, reporters, items in REGIMES:
         await conn.execute(

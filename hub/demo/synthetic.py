@@ -177,9 +177,7 @@ class _Family:
                         for p in provinces
                     }
                     yield from self._emit_values(provinces, period, summed)
-                    yield from self._emit_values(
-                        [self.geo.nation], period, {"VN": self._sum(list(summed.values()))}
-                    )
+                    yield from self._emit_values([self.geo.nation], period, {"VN": self._sum(list(summed.values()))})
                     continue
             leaf = {u.code: self._leaf_values(u, period, 1.0) for u in provinces}
             yield from self._emit_values(provinces, period, leaf)
@@ -204,9 +202,7 @@ class _Family:
     def _leaf_values(self, unit: Unit, period: Period, size: float) -> dict[str, dict[str, Decimal]]:
         """Values of every cell for one unit and period: {indicator code: {dims: value}}."""
         rng = random.Random(f"{SEED}:{self.ind.code}:{unit.code}:{period}")
-        unit_size = (
-            1.0 if unit.level == "NATION" else random.Random(f"{SEED}:size:{unit.code}").uniform(0.4, 2.5)
-        )
+        unit_size = 1.0 if unit.level == "NATION" else random.Random(f"{SEED}:size:{unit.code}").uniform(0.4, 2.5)
         trend = 1.06 ** ((period.year - 2020) + period.start_month / 12)
         if self.ind.aggregation == "RATIO":
             assert self.num is not None and self.den is not None
@@ -226,8 +222,7 @@ class _Family:
         # A level (growth rate, index): every cell on its own, not summed.
         return {
             self.ind.code: {
-                dims: _quantize(BASE[self.ind.code] * rng.uniform(0.85, 1.15), self.ind)
-                for dims in self.cells
+                dims: _quantize(BASE[self.ind.code] * rng.uniform(0.85, 1.15), self.ind) for dims in self.cells
             }
         }
 
@@ -237,11 +232,7 @@ class _Family:
         for cell in self.cells:
             wanted = dict(part.split("=") for part in cell.split("|") if part)
             out[cell] = sum(
-                (
-                    v
-                    for leaf, v in exact.items()
-                    if all(f"{k}={c}" in leaf.split("|") for k, c in wanted.items())
-                ),
+                (v for leaf, v in exact.items() if all(f"{k}={c}" in leaf.split("|") for k, c in wanted.items())),
                 Decimal(0),
             )
         return out
@@ -293,15 +284,11 @@ def _quantize(value: float, ind: IndicatorRow) -> Decimal:
 
 
 def _first_period(year: int, frequency: str) -> Period:
-    return Period.parse(
-        str(year) if frequency == "A" else f"{year}-{frequency}{'01' if frequency == 'M' else '1'}"
-    )
+    return Period.parse(str(year) if frequency == "A" else f"{year}-{frequency}{'01' if frequency == 'M' else '1'}")
 
 
 def _last_period(frequency: str) -> Period:
-    return {"M": LAST_MONTH, "Q": Period(2026, 7, "Q"), "S": Period(2026, 1, "S"), "A": Period(2025, 1, "A")}[
-        frequency
-    ]
+    return {"M": LAST_MONTH, "Q": Period(2026, 7, "Q"), "S": Period(2026, 1, "S"), "A": Period(2025, 1, "A")}[frequency]
 
 
 def _after_reform(period: Period) -> bool:

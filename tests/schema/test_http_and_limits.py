@@ -105,7 +105,7 @@ async def _log_queries(conn: asyncpg.Connection, sink: list[str]) -> None:
     conn.add_query_logger(lambda record: sink.append(record.query))
 
 
-async def execute(pool: asyncpg.Pool, document: str, grants: Grants | None = None):  # noqa: ANN201
+async def execute(pool: asyncpg.Pool, document: str, grants: Grants | None = None):
     executor = Executor(
         Limits(SETTINGS.max_depth, SETTINGS.max_aliases, SETTINGS.max_directives, SETTINGS.max_string_length),
         max_tokens=SETTINGS.max_tokens,

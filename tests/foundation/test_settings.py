@@ -1,0 +1,144 @@
+"""Settings: defaults, then the TOML file, then HUB_* variables; cast, validated, documented."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from hub.settings import ConfigError, Settings, load_settings
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+@pytest.fixture
+def toml(tmp_path):
+    def write(text: str) -> Path:
+        path = tmp_path / "hub.toml"
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    return write
+
+
+def test_no_file_and_no_variable_gives_the_defaults_and_the_embedded_database():
+    settings = load_settings(environ={"PATH": "/usr/bin", "HOME": "/root"})
+    assert settings == Settings()
+    assert settings.embedded and settings.port == 8000 and settings.host == "127.0.0.1"
+
+
+def test_the_environment_overrides_the_file(toml):
+    path = toml('[hub]\nhost = "0.0.0.0"\nport = 9000\nintrospection = true\n')
+    settings = load_settings(path, environ={"HUB_PORT": "9100"})
+    assert (settings.host, settings.port, settings.introspection) == ("0.0.0.0", 9100, True)
+
+
+def test_hub_config_names_the_file_and_config_argument_wins(toml, tmp_path):
+    path = toml("[hub]\nport = 9000\n")
+    assert load_settings(environ={"HUB_CONFIG": str(path)}).port == 9000
+    other = tmp_path / "other.toml"
+    other.write_text("[hub]\nport = 9001\n")
+    assert load_settings(other, environ={"HUB_CONFIG": str(path)}).port == 9001
+
+
+def test_environment_strings_are_cast_to_each_settings_type():
+    settings = load_settings(
+        environ={
+            "HUB_PORT": "8123",
+            "HUB_MIGRATE_ON_START": "false",
+            "HUB_INTROSPECTION": "YES",
+            "HUB_EXECUTION_TIMEOUT": "2.5",
+            "HUB_DATA_DIR": "/srv/hub",
+            "HUB_DATABASE_URL": "postgresql://hub@db.example/hub",
+        }
+    )
+    assert settings.port == 8123
+    assert settings.migrate_on_start is False
+    assert settings.introspection is True
+    assert settings.execution_timeout == 2.5
+    assert settings.data_dir == Path("/srv/hub")
+    assert settings.database_url == "postgresql://hub@db.example/hub" and not settings.embedded
+
+
+def test_an_empty_database_url_means_the_embedded_server():
+    assert load_settings(environ={"HUB_DATABASE_URL": ""}).embedded
+
+
+@pytest.mark.parametrize(
+    ("name", "raw"),
+    [
+        ("HUB_PORT", "8000.5"),
+        ("HUB_PORT", "0"),
+        ("HUB_MIGRATE_ON_START", "maybe"),
+        ("HUB_EXECUTION_TIMEOUT", "soon"),
+        ("HUB_EXECUTION_TIMEOUT", "0"),
+        ("HUB_LOG_LEVEL", "verbose"),
+        ("HUB_POOL_MIN_SIZE", "20"),
+        ("HUB_MAX_DEPTH", "-1"),
+        ("HUB_DATABASE_URL", "mysql://db/hub"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_the_setting(name, raw):
+    with pytest.raises(ConfigError) as refused:
+        load_settings(environ={name: raw})
+    assert name.removeprefix("HUB_").lower() in str(refused.value)
+
+
+def test_toml_values_keep_their_types_and_are_checked(toml):
+    assert load_settings(toml("[hub]\nmigrate_on_start = false\n"), environ={}).migrate_on_start is False
+    with pytest.raises(ConfigError, match="port"):
+        load_settings(toml("[hub]\nport = true\n"), environ={})
+    with pytest.raises(ConfigError, match=r"\[hub\] must be a table"):
+        load_settings(toml('hub = "yes"\n'), environ={})
+
+
+def test_unknown_names_are_refused_wherever_they_are(toml):
+    with pytest.raises(ConfigError, match="HUB_PROT"):
+        load_settings(environ={"HUB_PROT": "1"})
+    with pytest.raises(ConfigError, match="'prot'"):
+        load_settings(toml("[hub]\nprot = 1\n"), environ={})
+
+
+def test_variables_that_are_not_settings_are_allowed():
+    # HUB_CONFIG names the file; HUB_TEST_DATABASE_URL belongs to the test suite.
+    environ = {"HUB_TEST_DATABASE_URL": "postgresql://localhost/postgres", "OTHER": "x"}
+    assert load_settings(environ=environ) == Settings()
+
+
+def test_settings_are_frozen_and_replace_revalidates():
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]
+    assert settings.replace(port=8001).port == 8001
+    with pytest.raises(ConfigError):
+        settings.replace(port=0)
+
+
+def _readme_rows() -> dict[str, list[str]]:
+    rows = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"^\|\s*`(HUB_[A-Z_]+)`\s*\|(.*)\|\s*$", line)
+        if match:
+            rows[match[1]] = [cell.strip() for cell in match[2].split("|")]
+    return rows
+
+
+def _as_documented(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def test_every_setting_is_in_the_readme_table_with_its_default():
+    rows = _readme_rows()
+    for field in fields(Settings):
+        name = f"HUB_{field.name.upper()}"
+        assert name in rows, f"{name} is missing from README's configuration table"
+        default_cell = rows[name][0]
+        assert _as_documented(field.default) in default_cell, (name, default_cell)
+    documented = set(rows) - {"HUB_CONFIG", "HUB_TEST_DATABASE_URL"}
+    assert documented == {f"HUB_{f.name.upper()}" for f in fields(Settings)}
