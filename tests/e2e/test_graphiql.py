@@ -151,6 +151,9 @@ class Resources(HTMLParser):
             self.inline.append(f"<{tag}> without src")
         self._open = tag
 
+    def handle_endtag(self, tag: str) -> None:
+        self._open = None
+
     def handle_data(self, data: str) -> None:
         if self._open == "script" and data.strip():
             self.inline.append("<script> with content")
