@@ -104,7 +104,8 @@ class _Walk:
             if isinstance(selection, FieldNode):
                 self.depth = max(self.depth, depth)
                 self.aliases += selection.alias is not None
-                if selection.selection_set:
+                # Introspection is gated by its own rule; its standard query nests 13 deep (ofType).
+                if selection.selection_set and selection.name.value not in ("__schema", "__type"):
                     self.selection_set(selection.selection_set, depth + 1, visiting)
             elif isinstance(selection, InlineFragmentNode):
                 self.selection_set(selection.selection_set, depth, visiting)
