@@ -108,10 +108,7 @@ class AdministrativeUnit(Node):
 
     @strawberry.field(description="The unit directly above.")
     async def parent(self, info: Info) -> AdministrativeUnit | None:
-        if self._parent_id is None:
-            return None
-        row = await info.context.loaders.unit_by_id.load(self._parent_id)
-        return AdministrativeUnit.of(row) if row else None
+        return await load_unit(info, self._parent_id)
 
     @strawberry.field(description="Units directly below, in force today.")
     async def children(self, info: Info) -> list[AdministrativeUnit]:
@@ -151,9 +148,9 @@ class UnitLineage:
 
     @strawberry.field(description="The unit on the other side of the link.")
     async def unit(self, info: Info) -> AdministrativeUnit:
-        row = await info.context.loaders.unit_by_id.load(self._other_id)
-        assert row is not None  # lineage rows reference units by foreign key
-        return AdministrativeUnit.of(row)
+        unit = await load_unit(info, self._other_id)
+        assert unit is not None  # lineage rows reference units by foreign key
+        return unit
 
 
 @strawberry.type(description="A ministry, ministerial agency, provincial committee or partner.")
@@ -185,10 +182,7 @@ class Agency(Node):
 
     @strawberry.field(description="The unit a provincial committee governs.")
     async def unit(self, info: Info) -> AdministrativeUnit | None:
-        if self._unit_id is None:
-            return None
-        row = await info.context.loaders.unit_by_id.load(self._unit_id)
-        return AdministrativeUnit.of(row) if row else None
+        return await load_unit(info, self._unit_id)
 
     @strawberry.field(description="Indicators this agency is responsible for that you may read.")
     async def indicators(self, info: Info) -> list[Indicator]:
@@ -276,9 +270,7 @@ class Indicator(Node):
 
     @strawberry.field
     async def responsible_agency(self, info: Info) -> Agency:
-        row = await info.context.loaders.agency_by_code.load(self._row.responsible_agency)
-        assert row is not None  # foreign key
-        return Agency.of(row)
+        return await _agency(info, self._row.responsible_agency)
 
     @strawberry.field(description="For RATIO indicators: the numerator (null if you may not read it).")
     async def numerator(self, info: Info) -> Indicator | None:
@@ -287,6 +279,14 @@ class Indicator(Node):
     @strawberry.field(description="For RATIO indicators: the denominator (null if you may not read it).")
     async def denominator(self, info: Info) -> Indicator | None:
         return await _indicator(info, self._row.denominator_code)
+
+
+async def load_unit(info: Info, unit_id: int | None) -> AdministrativeUnit | None:
+    """The unit by id through the request's loader (None for no id)."""
+    if unit_id is None:
+        return None
+    row = await info.context.loaders.unit_by_id.load(unit_id)
+    return AdministrativeUnit.of(row) if row else None
 
 
 async def _indicator(info: Info, code: str | None) -> Indicator | None:

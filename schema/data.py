@@ -8,7 +8,7 @@ import strawberry
 
 from resolvers import aggregates as aggregate_rows
 from resolvers import observations as observation_rows
-from schema.catalogue import AdministrativeUnit, Indicator
+from schema.catalogue import AdministrativeUnit, Indicator, load_unit
 from schema.context import Info
 from schema.relay import Node, global_id
 from schema.scalars import DataBlock, DecimalValue, Period
@@ -72,9 +72,9 @@ class Observation(Node):
 
     @strawberry.field
     async def unit(self, info: Info) -> AdministrativeUnit:
-        row = await info.context.loaders.unit_by_id.load(self._row.unit_id)
-        assert row is not None  # foreign key
-        return AdministrativeUnit.of(row)
+        unit = await load_unit(info, self._row.unit_id)
+        assert unit is not None  # foreign key
+        return unit
 
     @strawberry.field(description="The indicator's unit of measure.")
     async def unit_of_measure(self, info: Info) -> str:

@@ -35,7 +35,7 @@ def _page(info: Info, first: int | None, after: str | None):
     return page_request(first, after, info.context.max_page_size)
 
 
-async def _readable_codes(info: Info, codes: list[str], path_field: str) -> list[str]:
+async def _readable_codes(info: Info, codes: list[str]) -> list[str]:
     """The codes the caller may read; each other code is reported (FORBIDDEN or NOT_FOUND)."""
     scope = info.context.scope
     readable = [c for c in dict.fromkeys(codes) if scope.may_read(c)]
@@ -206,7 +206,7 @@ class Query:
         after: After = None,
     ) -> Connection[Observation] | None:
         request = _page(info, first, after)
-        readable = await _readable_codes(info, indicators, "observations")
+        readable = await _readable_codes(info, indicators)
         unit_ids = await _unit_ids(info, units, parent, level)
         page = await observations.list_observations(
             info.context.db,
@@ -234,7 +234,7 @@ class Query:
         level: UnitLevel | None = None,
         period: Period | None = None,  # type: ignore[valid-type]
     ) -> Table | None:
-        readable = await _readable_codes(info, indicators, "table")
+        readable = await _readable_codes(info, indicators)
         unit_ids = await _unit_ids(info, units, parent, level)
         block = await tables.fetch_table(info.context.db, readable, unit_ids, period)
         rows = await info.context.loaders.indicator_by_code.load_many(readable)
