@@ -126,6 +126,51 @@ async def list_observations(
     )
 
 
+# The unit row is found even outside the caller's regions, so that case can be told apart
+# (FORBIDDEN) from a key with no value (null); the value itself is only joined when covered.
+_SELECT_ONE = """
+SELECT u.id AS unit_id, ($5::int[] IS NULL OR u.id = ANY($5::int[])) AS covered, c.revision_id, c.value,
+       c.status, c.submission_id, c.source
+FROM admin_unit u
+LEFT JOIN observation_current c
+       ON c.indicator_code = $1 AND c.unit_id = u.id AND c.period = $3 AND c.dims = $4
+      AND ($5::int[] IS NULL OR u.id = ANY($5::int[]))
+WHERE u.code = $2 AND u.valid_from <= $6 AND (u.valid_to IS NULL OR u.valid_to >= $6)
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class PointLookup:
+    """The outcome of one key's lookup: the unit may be unknown, out of scope, or have no value."""
+
+    unit_found: bool
+    covered: bool
+    observation: Observation | None
+
+
+async def fetch_observation(
+    db: Queryable, scope: Scope, indicator: str, unit_code: str, period: str, dims: str, on: date
+) -> PointLookup:
+    """One current value by key, in one statement; the caller has checked the indicator grant."""
+    row = await db.fetchrow(_SELECT_ONE, indicator, unit_code, period, dims, scope.unit_ids, on)
+    if row is None:
+        return PointLookup(False, False, None)
+    if row["revision_id"] is None:
+        return PointLookup(True, row["covered"], None)
+    observation = Observation(
+        row["revision_id"],
+        indicator,
+        row["unit_id"],
+        period,
+        dims,
+        row["value"],
+        row["status"],
+        row["submission_id"],
+        row["source"],
+    )
+    return PointLookup(True, True, observation)
+
+
 async def fetch_observations(db: Queryable, revision_ids: Sequence[int], scope: Scope) -> list[Observation | None]:
     rows = await db.fetch(_SELECT_BY_REVISION, list(revision_ids), scope.indicators, scope.unit_ids)
     found = {r["revision_id"]: Observation(**r) for r in rows}

@@ -221,6 +221,33 @@ class Query:
         )
         return Connection.of(page, Observation)
 
+    @strawberry.field(description="One current value by key (a point lookup); null when none is stored.")
+    async def observation(
+        self,
+        info: Info,
+        indicator: str,
+        unit: str,
+        period: Period,
+        disaggregation: str = "",
+        unit_valid_on: date | None = None,
+    ) -> Observation | None:
+        if not info.context.scope.may_read(indicator):
+            await _indicator_or_raise(info, indicator)  # raises FORBIDDEN or NOT_FOUND
+        found = await observations.fetch_observation(
+            info.context.db,
+            info.context.scope,
+            indicator,
+            unit,
+            period,
+            disaggregation,
+            unit_valid_on or info.context.today,
+        )
+        if not found.unit_found:
+            raise NotFound(f"there is no unit {unit} in force on that date")
+        if not found.covered:
+            raise Forbidden(f"you may not read values for unit {unit}")
+        return Observation.of(found.observation) if found.observation else None
+
     @strawberry.field(
         description="The dashboard table: indicators x units for one period (default: "
         "each series' latest period). Units by code, or a parent with a level."

@@ -182,3 +182,20 @@ async def test_node_round_trip(hub_url: str) -> None:
         hub_url, query, {"a": ids["indicator"]["id"], "b": ids["unit"]["id"]}, x_test_indicators="RETAIL"
     )
     assert denied["data"]["a"] is None
+
+
+async def test_point_lookup_of_one_value(hub_url: str, pool) -> None:
+    query = '{ observation(indicator: "RETAIL", unit: "79", period: "2026-M03") { value status period provenance { kind source } unit { code } } }'
+    _, body = await gql(hub_url, query)
+    expected = await pool.fetchval(
+        "SELECT value FROM observation_current WHERE indicator_code = 'RETAIL' AND period = '2026-M03'"
+        " AND dims = '' AND unit_id = $1", await current_unit_id(pool, "79"))
+    assert body["data"]["observation"] == {"value": expected, "status": "OFFICIAL", "period": "2026-M03",
+                                           "provenance": {"kind": "SOURCE", "source": "demo-synthetic"},
+                                           "unit": {"code": "79"}}
+    _, none = await gql(hub_url, '{ observation(indicator: "RETAIL", unit: "79", period: "2030-M01") { value } }')
+    assert none == {"data": {"observation": None}}
+    _, region = await gql(hub_url, query, x_test_regions="01")
+    assert region["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    _, denied = await gql(hub_url, query, x_test_indicators="UNEMP")
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN" and denied["data"]["observation"] is None
