@@ -33,6 +33,7 @@ class Principal:
     agency_code: str | None = None
     client_id: str | None = None
     user: str | None = None
+    token_expires_at: int | None = None
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from auth.anonymous import PublicReader
+from auth.keys import KeyStore
 from auth.principal import Principal
+from auth.resource import Authenticator
+from auth.server import AuthorizationServer, ServerSettings
 from hub.database import create_pool
 from hub.graphql_http import GraphQLEndpoint
 from hub.migrate import MigrationError, pending_migrations
@@ -33,28 +36,37 @@ class HubState:
 
     settings: Settings
     pool: asyncpg.Pool
-    public: PublicReader
+    authenticator: Authenticator
+    oauth: AuthorizationServer
 
 
-def create_app(
-    settings: Settings, database_url: str, *, authenticate: Authenticate | None = None
-) -> Starlette:
+def create_app(settings: Settings, database_url: str, *, authenticate: Authenticate | None = None) -> Starlette:
     """Build the ASGI app; the pool opens in the lifespan, so building is cheap and side-effect free.
 
-    ``authenticate`` turns a request into a Principal; by default every caller is anonymous
-    (see auth.anonymous) until the OAuth resource server is configured.
+    ``authenticate`` turns a request into a Principal; by default the bearer token is verified
+    (auth.resource), and a request without one is anonymous (auth.anonymous).
     """
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, HubState]]:
         pool = await create_pool(settings, database_url)
+        keys = KeyStore(pool)
+        public = PublicReader(pool, enabled=settings.public_read)
+        authenticator = Authenticator(pool, keys, public, issuer=settings.issuer_url, audience=settings.audience_id)
+        oauth = AuthorizationServer(
+            pool,
+            keys,
+            ServerSettings(
+                settings.issuer_url, settings.audience_id, settings.token_lifetime, settings.token_rate_limit
+            ),
+        )
         try:
-            yield {"hub": HubState(settings, pool, PublicReader(pool, enabled=settings.public_read))}
+            yield {"hub": HubState(settings, pool, authenticator, oauth)}
         finally:
             await pool.close()
 
-    async def anonymous(request: Request) -> Principal:
-        return await request.state.hub.public.principal()
+    async def bearer(request: Request) -> Principal:
+        return await request.state.hub.authenticator.principal(request.headers.get("authorization"))
 
     # Built once: validation rules and caches live as long as the app.
     executor = Executor(
@@ -65,7 +77,7 @@ def create_app(
     )
     graphql = GraphQLEndpoint(
         executor,
-        authenticate or anonymous,
+        authenticate or bearer,
         max_body_bytes=settings.max_body_bytes,
         max_page_size=settings.max_page_size,
         introspection=settings.introspection,
@@ -76,9 +88,23 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+        *_oauth_routes(),
         *_graphiql_routes(settings),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _oauth_routes() -> list[Route]:
+    """The authorization server's routes; its instance lives in the lifespan state."""
+
+    def delegate(name: str) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            handler: Callable[[Request], Awaitable[Response]] = getattr(request.state.hub.oauth, name)
+            return await handler(request)
+
+        return endpoint
+
+    return [Route(path, delegate(name), methods=[method]) for path, name, method in AuthorizationServer.ROUTES]
 
 
 def _graphiql_page(settings: Settings):
@@ -118,7 +144,5 @@ async def readyz(request: Request) -> JSONResponse:
     except MigrationError as exc:
         return JSONResponse({"status": "unavailable", "reason": str(exc)}, 503)
     if pending:
-        return JSONResponse(
-            {"status": "unavailable", "reason": "migrations pending", "pending": pending}, 503
-        )
+        return JSONResponse({"status": "unavailable", "reason": "migrations pending", "pending": pending}, 503)
     return JSONResponse({"status": "ready"})

@@ -14,13 +14,21 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hub.cli_auth import EXPECTED_AUTH_ERRORS, add_auth_commands
 from hub.database import DatabaseUnreachable, connect
 from hub.demo.load import DemoScaleMismatch
 from hub.embedded import EmbeddedStartError, database_url
 from hub.migrate import MigrationError, migrate, pending_migrations
 from hub.settings import ConfigError, Settings, load_settings
 
-EXPECTED_ERRORS = (ConfigError, DatabaseUnreachable, MigrationError, EmbeddedStartError, DemoScaleMismatch)
+EXPECTED_ERRORS = (
+    ConfigError,
+    DatabaseUnreachable,
+    MigrationError,
+    EmbeddedStartError,
+    DemoScaleMismatch,
+    *EXPECTED_AUTH_ERRORS,
+)
 
 
 class PortInUse(Exception):
@@ -95,6 +103,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     load.set_defaults(run=_demo_load)
     demo.set_defaults(run=lambda settings, args: demo.print_help() or 2)
+    add_auth_commands(commands, _with_database)
     return parser
 
 

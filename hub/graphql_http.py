@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from auth.principal import Principal
+from auth.resource import Unauthorized
 from resolvers.loaders import Loaders
 from resolvers.scope import resolve_scope
 from schema.context import Context
@@ -72,6 +73,17 @@ class GraphQLEndpoint:
         if isinstance(params, GraphQLError):
             return self._respond(None, [params], media_type, request_id, request_error=True)
         query, variables, operation_name = params
+        # Who is calling is settled first: a bad token is a 401 whatever the document says.
+        try:
+            principal = await self.authenticate(request)
+        except Unauthorized as exc:
+            body = {"errors": [{"message": exc.description, "extensions": {"code": "UNAUTHENTICATED"}}]}
+            return Response(
+                orjson.dumps(body),
+                401,
+                media_type=f"{media_type}; charset=utf-8",
+                headers={"WWW-Authenticate": exc.challenge},
+            )
         prepared = self.executor.prepare(query, operation_name, introspection=self.introspection)
         if request.method == "GET" and prepared.operation not in (None, OperationType.QUERY):
             return Response(
@@ -85,18 +97,18 @@ class GraphQLEndpoint:
         problem = self.executor.check_variables(variables)
         if problem:
             return self._respond(None, [problem], media_type, request_id, request_error=True)
-        return await self._execute(request, prepared, variables, operation_name, media_type, request_id)
+        return await self._execute(request, principal, prepared, variables, operation_name, media_type, request_id)
 
     async def _execute(
         self,
         request: Request,
+        principal: Principal,
         prepared: Prepared,
         variables: dict[str, Any] | None,
         operation_name: str | None,
         media_type: str,
         request_id: str,
     ) -> Response:
-        principal = await self.authenticate(request)
         pool = request.state.hub.pool
         # Authorization first: the caller's scope is fixed before any data is fetched.
         scope = await resolve_scope(pool, principal.grants)

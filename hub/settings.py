@@ -47,7 +47,22 @@ class Settings:
     suggestions: bool = False
     public_read: bool = True
     graphiql: bool = True
+    # OAuth2 (README: "Security").
+    issuer: str | None = None  # default http://HOST:PORT
+    audience: str | None = None  # default ISSUER/graphql
+    token_lifetime: int = 900
+    token_rate_limit: int = 30
     assets_dir: Path = Path("node_modules")
+
+    @property
+    def issuer_url(self) -> str:
+        """The OAuth issuer identifier (RFC 8414): configured, or this hub's own address."""
+        return (self.issuer or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def audience_id(self) -> str:
+        """The resource identifier access tokens are issued for (RFC 9068 aud), not a client id."""
+        return self.audience or f"{self.issuer_url}/graphql"
 
     @property
     def embedded(self) -> bool:
@@ -147,6 +162,15 @@ def _validated(settings: Settings) -> Settings:
             raise ConfigError(f"setting {name} must be positive")
     if settings.execution_timeout <= 0:
         raise ConfigError("setting execution_timeout must be positive")
+    # RFC 9068 tokens are bearer credentials: keep them short-lived (at most one hour).
+    if not 60 <= settings.token_lifetime <= 3600:
+        raise ConfigError("setting token_lifetime must be between 60 and 3600 seconds")
+    if settings.token_rate_limit <= 0:
+        raise ConfigError("setting token_rate_limit must be positive")
+    for name in ("issuer", "audience"):
+        value = getattr(settings, name)
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ConfigError(f"setting {name} must be an http(s) URL")
     return settings
 
 

@@ -1,0 +1,86 @@
+"""The resource server: a request's bearer token becomes a Principal, before GraphQL runs.
+
+No token: the anonymous principal (auth.anonymous). A token that fails any check: 401 with an
+RFC 6750 ``WWW-Authenticate`` challenge, never a silent downgrade to anonymous.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+
+from auth.anonymous import PublicReader
+from auth.keys import KeyStore
+from auth.principal import Grants, Principal
+from auth.scopes import named
+from auth.tokens import InvalidToken, verify_access_token
+
+
+class Unauthorized(Exception):
+    """401 with the challenge RFC 6750 section 3 asks for."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+    @property
+    def challenge(self) -> str:
+        safe = self.description.replace('"', "'")
+        return f'Bearer realm="nrhub", error="invalid_token", error_description="{safe}"'
+
+
+# One round trip: is the client still enabled, is the token revoked, and which indicators the
+# indicator:/field: scopes name (DESIGN: the readable indicators are exactly their union).
+_SELECT_STANDING = """
+SELECT c.disabled, c.agency_code,
+       EXISTS (SELECT 1 FROM revoked_token r WHERE r.jti = $2) AS revoked,
+       ARRAY(SELECT i.code FROM indicator i WHERE i.code = ANY($3::text[]) OR i.field = ANY($4::text[])) AS indicators
+FROM oauth_client c WHERE c.client_id = $1
+"""
+
+
+class Authenticator:
+    def __init__(self, pool: asyncpg.Pool, keys: KeyStore, public: PublicReader, *, issuer: str, audience: str) -> None:
+        self._pool = pool
+        self._keys = keys
+        self._public = public
+        self._issuer = issuer
+        self._audience = audience
+
+    async def principal(self, authorization: str | None) -> Principal:
+        if not authorization:
+            return await self._public.principal()
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized("use the Bearer scheme (RFC 6750)")
+        try:
+            claims = await verify_access_token(
+                token.strip(), self._keys, issuer=self._issuer, audience=self._audience, now=int(time.time())
+            )
+        except InvalidToken as exc:
+            raise Unauthorized(str(exc)) from None
+        row = await self._pool.fetchrow(
+            _SELECT_STANDING,
+            claims.client_id,
+            claims.jti,
+            named(claims.scopes, "indicator:"),
+            named(claims.scopes, "field:"),
+        )
+        if row is None or row["disabled"]:
+            raise Unauthorized("the client is unknown or disabled")
+        if row["revoked"]:
+            raise Unauthorized("the token has been revoked")
+        # Values need data:read; without it no indicator is readable (catalog:read sees units only).
+        readable = frozenset(row["indicators"]) if "data:read" in claims.scopes else frozenset()
+        regions = named(claims.scopes, "region:")
+        grants = Grants(indicators=readable, regions=frozenset(regions) if regions else None)
+        user = None if claims.subject == claims.client_id else claims.subject
+        return Principal(
+            grants=grants,
+            scopes=claims.scopes,
+            agency_code=row["agency_code"],
+            client_id=claims.client_id,
+            user=user,
+            token_expires_at=claims.expires_at,
+        )

@@ -1,0 +1,263 @@
+"""Benchmark of the read API over HTTP on the large demo set, beside two anchors in the same run.
+
+For each query (dashboard table, series, nested catalogue, point lookup) and each concurrency
+(1 and 16 clients), three targets are timed in interleaved slices:
+
+- hub:        POST /graphql on a running ``nrhub serve`` (started here, stopped with SIGINT);
+- floor:      the same rows fetched from an asyncpg pool and encoded with orjson, in-process;
+- starlette:  a minimal Starlette endpoint serving those rows as JSON (bench/anchor_app.py,
+              uvicorn, one worker), through the same HTTP client as the hub.
+
+Before timing, the responses are checked equal (values parsed as Decimal), so all three do the
+same work. Run from the repository root, after bench/prepare.py::
+
+    .venv/bin/python -m bench.read_api            # about 5 minutes
+    .venv/bin/python -m bench.read_api --quick    # about 30 seconds, a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import psutil
+import uvloop
+
+from bench import queries as q
+from bench import servers
+from bench.client import CLIENTS, Client, HttpxClient, RawClient
+from bench.measure import CpuMeter, Sample, Target, floor_target, http_target, run_cell, run_slice
+from bench.pool import create_pool, embedded_dsn
+
+TABLE_TARGET = 1.5  # hub p50 / starlette p50, for table, series and point lookup
+TAIL_TARGET = 2.5  # hub p99 / hub p50
+DEFAULT_DATA_DIR = servers.ROOT / ".hub-data" / "bench"
+
+
+def _arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.read_api", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a ~30-second smoke run")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="HUB_DATA_DIR of the large demo")
+    parser.add_argument(
+        "--hub-tree", type=Path, default=servers.ROOT, help="checkout whose hub code is served (default: this one)"
+    )
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="HTTP client (default raw)")
+    parser.add_argument("--seconds", type=float, help="seconds per query and concurrency, all targets together")
+    parser.add_argument("--concurrency", default="1,16", help="comma-separated client counts (default 1,16)")
+    parser.add_argument("--queries", default="table,series,catalogue,point", help="comma-separated subset")
+    args = parser.parse_args()
+    args.seconds = args.seconds or (2.4 if args.quick else 30.0)
+    args.slice = 0.2 if args.quick else 0.5
+    args.warmup = 0.25 if args.quick else 1.5
+    args.concurrency = [int(c) for c in args.concurrency.split(",")]
+    args.queries = args.queries.split(",")
+    return args
+
+
+def _decoded(body: bytes) -> Any:
+    data = json.loads(body, parse_float=Decimal)["data"]
+    for value in data.values():
+        # A DataBlock is written inline as JSON; accept a string too, in case it ever is one.
+        if isinstance(value, dict) and isinstance(value.get("rows"), str):
+            value["rows"] = json.loads(value["rows"], parse_float=Decimal)
+    return data
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}")
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return f"{path}: {len(a)} items against {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            if x != y:
+                return _first_difference(x, y, f"{path}[{i}]")
+    return f"{path}: {a!r} against {b!r}"
+
+
+async def check_equal(name: str, hub: Target, floor: Target, starlette: Target) -> str:
+    """Fail unless the three answer the same values; return a one-line summary of the data."""
+    hub_data, floor_data, star_data = [_decoded(await t.call(0)) for t in (hub, floor, starlette)]
+    for other, data in (("floor", floor_data), ("starlette", star_data)):
+        if hub_data != data:
+            raise SystemExit(f"{name}: the hub and the {other} differ at {_first_difference(hub_data, data)}")
+    return _summary(name, hub_data)
+
+
+def _summary(name: str, data: dict[str, Any]) -> str:
+    if name in ("table", "series"):
+        rows = data[name]["rows"]
+        cells = [v for r in rows for v in r["values"]]
+        width = len(data["table"]["columns"]) if name == "table" else len(data["series"]["periods"])
+        filled = sum(v is not None for v in cells)
+        return f"{len(rows)} units x {width} {'indicators' if name == 'table' else 'periods'}, {filled} values"
+    if name == "catalogue":
+        edges = data["indicators"]["edges"]
+        dims = sum(len(e["node"]["dimensions"]) for e in edges)
+        return f"{len(edges)} indicators with field, agency and {dims} dimensions"
+    return f"value {data['observation']['value']} ({data['observation']['status']})"
+
+
+async def client_check(port: int, seconds: float, meter: CpuMeter) -> list[str]:
+    """Both clients against a trivial endpoint: what the client itself costs per request."""
+    lines = ["| client | c | p50 ms | req/s | client CPU ms/req |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, client in (("raw", RawClient(port)), ("httpx", HttpxClient(port))):
+        target = Target(name, _ping(client), psutil.Process())
+        for concurrency in (1, 16):
+            await run_slice(target, concurrency, min(seconds, 0.3), Sample(), meter)  # connect, warm
+            sample = Sample()
+            await run_slice(target, concurrency, seconds, sample, meter)
+            lines.append(
+                f"| {name} | {concurrency} | {1000 * sample.percentile(0.5):.3f} | {sample.rps:,.0f} "
+                f"| {sample.per_request_ms(sample.client_cpu):.3f} |"
+            )
+        await client.close()
+    return lines
+
+
+def _ping(client: Client):
+    async def call(worker: int) -> bytes:
+        status, body = await client.get(worker, "/ping")
+        if status != 200:
+            raise SystemExit(f"/ping answered {status}")
+        return body
+
+    return call
+
+
+def _result_rows(name: str, concurrency: int, samples: dict[str, Sample]) -> list[str]:
+    rows = []
+    for target, s in samples.items():
+        rows.append(
+            f"| {name} | {concurrency} | {target} | {s.requests:,} | {1000 * s.percentile(0.5):.2f} "
+            f"| {1000 * s.percentile(0.99):.2f} | {s.rps:,.0f} | {s.per_request_ms(s.app_cpu):.2f} "
+            f"| {s.per_request_ms(s.pg_cpu):.2f} | {s.response_bytes:,} |"
+        )
+    return rows
+
+
+def _ratio_row(name: str, concurrency: int, samples: dict[str, Sample], targeted: bool) -> tuple[str, list[str]]:
+    hub, floor, star = samples["hub"], samples["floor"], samples["starlette"]
+    p50 = hub.percentile(0.5)
+    vs_star, vs_floor, tail = p50 / star.percentile(0.5), p50 / floor.percentile(0.5), hub.percentile(0.99) / p50
+    misses = []
+    if targeted and vs_star > TABLE_TARGET:
+        misses.append(f"{name} c={concurrency}: hub p50 is {vs_star:.2f}x the Starlette endpoint's (target 1.5x)")
+    if tail > TAIL_TARGET:
+        misses.append(f"{name} c={concurrency}: hub p99 is {tail:.2f}x its p50 (target 2.5x)")
+    star_flag = ("ok" if vs_star <= TABLE_TARGET else "MISS") if targeted else "(no target)"
+    row = (
+        f"| {name} | {concurrency} | {vs_floor:.2f} | {vs_star:.2f} {star_flag} "
+        f"| {tail:.2f} {'ok' if tail <= TAIL_TARGET else 'MISS'} | {star.percentile(0.99) / star.percentile(0.5):.2f} |"
+    )
+    return row, misses
+
+
+async def benchmark(args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    with servers.hub(args.data_dir, args.hub_tree.resolve()) as hub:
+        await hub.wait_ready("/readyz", within=180)
+        dsn = embedded_dsn(args.data_dir)
+        postmaster = int((args.data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+        pool = await create_pool(dsn)
+        try:
+            indicators = await q.indicator_codes(pool)
+            with servers.anchor(dsn, indicators) as anchor:
+                await anchor.wait_ready("/ping", within=60)
+                return await _measure(args, pool, indicators, hub, anchor, CpuMeter(postmaster), started)
+        finally:
+            await pool.close()
+
+
+async def _measure(
+    args: argparse.Namespace,
+    pool: asyncpg.Pool,
+    indicators: list[str],
+    hub: servers.Child,
+    anchor: servers.Child,
+    meter: CpuMeter,
+    started: float,
+) -> int:
+    catalogue = q.build_queries(indicators)
+    hub_client, star_client = CLIENTS[args.client](hub.port), CLIENTS[args.client](anchor.port)
+    hub_app, star_app = psutil.Process(hub.process.pid), psutil.Process(anchor.process.pid)
+    targets: dict[str, list[Target]] = {}
+    print(f"# nrhub read API benchmark ({'quick' if args.quick else 'full'}), client: {args.client}\n")
+    print(await _dataset(pool), "\n")
+    print("Responses checked equal (hub = floor = starlette, values as Decimal):\n")
+    for name in args.queries:
+        query = catalogue[name]
+        body = orjson.dumps({"query": query.graphql})
+        targets[name] = [
+            http_target("hub", hub_client, "/graphql", body, hub_app),
+            floor_target(lambda a=query.anchor: a(pool)),
+            http_target("starlette", star_client, f"/{name}", body, star_app),
+        ]
+        print(f"- {name}: {await check_equal(name, *targets[name])}")
+    print("\nClient cost against a trivial endpoint (the Starlette anchor's GET /ping):\n")
+    print("\n".join(await client_check(anchor.port, 0.5 if args.quick else 2.0, meter)))
+    for group in targets.values():  # warm up every path: pools, caches, PostgreSQL buffers
+        for target in group:
+            for concurrency in (16, 1):
+                await run_slice(target, concurrency, args.warmup, Sample(), meter)
+    results, ratios, misses = [], [], []
+    for name, group in targets.items():
+        for concurrency in args.concurrency:
+            samples = await run_cell(group, concurrency, args.seconds, args.slice, meter)
+            results += _result_rows(name, concurrency, samples)
+            row, missed = _ratio_row(name, concurrency, samples, catalogue[name].targeted)
+            ratios.append(row)
+            misses += missed
+    await hub_client.close()
+    await star_client.close()
+    _report(results, ratios, misses, time.monotonic() - started)
+    return 0
+
+
+async def _dataset(pool: asyncpg.Pool) -> str:
+    row = await pool.fetchrow(
+        "SELECT (SELECT reltuples::bigint FROM pg_class WHERE relname = 'observation_current') AS observations,"
+        " (SELECT count(*) FROM admin_unit WHERE level = 'COMMUNE' AND valid_to IS NULL) AS communes,"
+        " (SELECT count(*) FROM indicator) AS indicators, version() AS version"
+    )
+    return (
+        f"Data: about {row['observations']:,} current observations, {row['communes']:,} communes, "
+        f"{row['indicators']} indicators; {row['version'].split(' on ')[0]}; "
+        f"{psutil.cpu_count()} CPUs; Python {sys.version.split()[0]}"
+    )
+
+
+def _report(results: list[str], ratios: list[str], misses: list[str], elapsed: float) -> None:
+    print("\nLatency per request (p50, p99), throughput, and CPU per request: app = the serving process")
+    print("(hub, Starlette anchor, or this process for the floor), pg = all PostgreSQL processes.\n")
+    print("| query | c | target | requests | p50 ms | p99 ms | req/s | app CPU ms/req | pg CPU ms/req | bytes |")
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(results))
+    print("\nRatios (targets: hub p50 <= 1.5x Starlette for table, series, point; hub p99 <= 2.5x its p50):\n")
+    print("| query | c | hub/floor p50 | hub/starlette p50 | hub p99/p50 | starlette p99/p50 |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("\n".join(ratios))
+    print(f"\nTargets missed: {len(misses)}" + "".join(f"\n- {m}" for m in misses))
+    print(f"\nRun took {elapsed:.0f} s.")
+
+
+def main() -> int:
+    args = _arguments()
+    try:
+        return uvloop.run(benchmark(args))
+    except servers.ServerFailed as exc:
+        print(f"bench: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""``nrhub clients``, ``nrhub users`` and ``nrhub keys``: the operator's OAuth commands.
+
+A client secret is printed once, at creation or rotation, and stored only as a hash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from auth.clients import ClientError, create_client, disable_client, list_clients, rotate_secret
+from auth.keys import rotate_key
+from auth.scopes import ScopeError, parse_scope
+from hub.database import connect
+from hub.settings import Settings
+
+EXPECTED_AUTH_ERRORS = (ClientError, ScopeError)
+WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
+
+
+def add_auth_commands(commands: argparse._SubParsersAction, with_database: WithDatabase) -> None:
+    def on_connection(action: Callable[..., Any]) -> Callable[[Settings, argparse.Namespace], int]:
+        def run(settings: Settings, args: argparse.Namespace) -> int:
+            async def go(url: str) -> int:
+                conn = await connect(url)
+                try:
+                    return int(await action(conn, settings, args))
+                finally:
+                    await conn.close()
+
+            return int(with_database(settings, go))
+
+        return run
+
+    clients = commands.add_parser(
+        "clients",
+        help="register and manage OAuth clients",
+        description="Register and manage the OAuth clients of agencies.",
+    )
+    sub = clients.add_subparsers(title="clients commands", metavar="COMMAND")
+    create = sub.add_parser(
+        "create",
+        help="register a client and print its secret once",
+        description="Register a client for an agency with the scopes it may ask for. "
+        "Prints the client id and secret once; only a hash of the secret is kept.",
+    )
+    create.add_argument("--agency", required=True, help="agency code, e.g. BTC or UBND_79")
+    create.add_argument("--scope", required=True, help='space-separated scopes, e.g. "data:read field:labour"')
+    create.add_argument("--redirect-uri", action="append", default=[], help="for browser sign-in (repeatable)")
+    create.add_argument("--name", help="a name operators recognise")
+    create.add_argument("--public", action="store_true", help="a browser client without a secret (PKCE only)")
+    create.add_argument("--json", action="store_true", help="print client_id and client_secret as JSON")
+    create.set_defaults(run=on_connection(_create))
+    listing = sub.add_parser("list", help="list clients", description="List registered clients (never secrets).")
+    listing.set_defaults(run=on_connection(_list))
+    disable = sub.add_parser(
+        "disable",
+        help="disable a client; its tokens stop working at once",
+        description="Disable a client. Its tokens are refused from the next request on.",
+    )
+    disable.add_argument("client_id")
+    disable.set_defaults(run=on_connection(_disable))
+    rotate = sub.add_parser(
+        "rotate-secret",
+        help="give a client a new secret (printed once)",
+        description="Replace a client's secret; the old one stops working at once.",
+    )
+    rotate.add_argument("client_id")
+    rotate.add_argument("--json", action="store_true", help="print client_id and client_secret as JSON")
+    rotate.set_defaults(run=on_connection(_rotate))
+    clients.set_defaults(run=lambda settings, args: clients.print_help() or 2)
+
+    keys = commands.add_parser("keys", help="manage token signing keys", description="Token signing keys.")
+    keys_sub = keys.add_subparsers(title="keys commands", metavar="COMMAND")
+    key_rotate = keys_sub.add_parser(
+        "rotate",
+        help="add a new signing key; old public keys stay published until their tokens expire",
+        description="Sign new tokens with a new key. The previous key stays in the JWKS for one token "
+        "lifetime plus two minutes, so tokens signed before the rotation still verify.",
+    )
+    key_rotate.set_defaults(run=on_connection(_rotate_key))
+    keys.set_defaults(run=lambda settings, args: keys.print_help() or 2)
+
+
+async def _create(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    client, secret = await create_client(
+        conn,
+        agency=args.agency,
+        scopes=parse_scope(args.scope),
+        name=args.name,
+        redirect_uris=args.redirect_uri,
+        public=args.public,
+    )
+    _print_secret(client.client_id, secret, as_json=args.json)
+    return 0
+
+
+async def _list(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    for c in await list_clients(conn):
+        state = "disabled" if c.disabled else "active"
+        kind = "confidential" if c.confidential else "public"
+        print(f"{c.client_id}\t{c.agency_code}\t{state}\t{kind}\t{' '.join(c.scopes)}")
+    return 0
+
+
+async def _disable(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    await disable_client(conn, args.client_id)
+    print(f"client {args.client_id} disabled")
+    return 0
+
+
+async def _rotate(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    _print_secret(args.client_id, await rotate_secret(conn, args.client_id), as_json=args.json)
+    return 0
+
+
+async def _rotate_key(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    print(f"signing with new key {await rotate_key(conn, settings.token_lifetime)}")
+    return 0
+
+
+def _print_secret(client_id: str, secret: str | None, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"client_id": client_id, "client_secret": secret}))
+        return
+    print(f"client_id:     {client_id}")
+    if secret:
+        print(f"client_secret: {secret}")
+        print("The secret is shown only now; store it safely.", file=sys.stderr)
