@@ -33,10 +33,11 @@ class Unauthorized(Exception):
 # One round trip: is the client still enabled, is the token revoked, and which indicators the
 # indicator:/field: scopes name (DESIGN: the readable indicators are exactly their union).
 _SELECT_STANDING = """
-SELECT c.disabled, c.agency_code,
+SELECT c.disabled OR coalesce(u.disabled, false) AS disabled, coalesce(u.agency_code, c.agency_code) AS agency_code,
        EXISTS (SELECT 1 FROM revoked_token r WHERE r.jti = $2) AS revoked,
        ARRAY(SELECT i.code FROM indicator i WHERE i.code = ANY($3::text[]) OR i.field = ANY($4::text[])) AS indicators
-FROM oauth_client c WHERE c.client_id = $1
+FROM oauth_client c LEFT JOIN hub_user u ON u.username = $5::text
+WHERE c.client_id = $1
 """
 
 
@@ -60,22 +61,23 @@ class Authenticator:
             )
         except InvalidToken as exc:
             raise Unauthorized(str(exc)) from None
+        user = None if claims.subject == claims.client_id else claims.subject
         row = await self._pool.fetchrow(
             _SELECT_STANDING,
             claims.client_id,
             claims.jti,
             named(claims.scopes, "indicator:"),
             named(claims.scopes, "field:"),
+            user,
         )
         if row is None or row["disabled"]:
-            raise Unauthorized("the client is unknown or disabled")
+            raise Unauthorized("the client or the account is unknown or disabled")
         if row["revoked"]:
             raise Unauthorized("the token has been revoked")
         # Values need data:read; without it no indicator is readable (catalog:read sees units only).
         readable = frozenset(row["indicators"]) if "data:read" in claims.scopes else frozenset()
         regions = named(claims.scopes, "region:")
         grants = Grants(indicators=readable, regions=frozenset(regions) if regions else None)
-        user = None if claims.subject == claims.client_id else claims.subject
         return Principal(
             grants=grants,
             scopes=claims.scopes,

@@ -9,28 +9,36 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
+import re
 import time
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from urllib.parse import unquote_plus
 
 import asyncpg
 from authlib.oauth2.rfc6749.errors import (
     InvalidClientError,
+    InvalidGrantError,
     InvalidRequestError,
     InvalidScopeError,
     OAuth2Error,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
 )
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from auth.authorize import AuthorizationEndpoint
+from auth.codes import Grant, insert_refresh, redeem_code, redeem_refresh, revoke_refresh
 from auth.keys import ALGORITHM, KeyStore
 from auth.ratelimit import RateLimiter
 from auth.scopes import FIXED, parse_scope
 from auth.secrets import verify_secret
 from auth.tokens import AccessClaims, InvalidToken, issue_access_token, verify_access_token
 
+_VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -47,6 +55,7 @@ class AuthenticatedClient:
     client_id: str
     agency_code: str
     scopes: frozenset[str]
+    confidential: bool
 
 
 _SELECT_CLIENT = """
@@ -57,6 +66,8 @@ SELECT client_id, secret_hash, agency_code, scopes, disabled FROM oauth_client W
 class AuthorizationServer:
     # path, method name, HTTP method
     ROUTES = (
+        ("/oauth/authorize", "authorize", "GET"),
+        ("/oauth/authorize", "authorize", "POST"),
         ("/oauth/token", "token", "POST"),
         ("/oauth/revoke", "revoke", "POST"),
         ("/oauth/introspect", "introspect", "POST"),
@@ -69,6 +80,10 @@ class AuthorizationServer:
         self._keys = keys
         self._settings = settings
         self._limiter = RateLimiter(pool, limit=settings.token_rate_limit)
+        self._authorization = AuthorizationEndpoint(pool, settings.issuer)
+
+    async def authorize(self, request: Request) -> Response:
+        return await self._authorization.handle(request)
 
     async def token(self, request: Request) -> Response:
         try:
@@ -83,12 +98,60 @@ class AuthorizationServer:
                     429,
                     headers={"Retry-After": str(retry_after), **NO_STORE},
                 )
-            client = await self._authenticate_client(request, form)
-            if form.get("grant_type") != "client_credentials":
-                raise UnsupportedGrantTypeError()
-            return await self._issue_for_client(client, form.get("scope"))
+            grant_type = form.get("grant_type")
+            # Browser clients have no secret; they may only redeem codes and refresh tokens (PKCE).
+            client = await self._authenticate_client(
+                request, form, allow_public=grant_type in ("authorization_code", "refresh_token")
+            )
+            if grant_type == "client_credentials":
+                if not client.confidential:
+                    raise UnauthorizedClientError(description="public clients cannot use client_credentials")
+                return await self._issue_for_client(client, form.get("scope"))
+            if grant_type == "authorization_code":
+                return await self._redeem_code(client, form)
+            if grant_type == "refresh_token":
+                return await self._refresh(client, form)
+            raise UnsupportedGrantTypeError()
         except OAuth2Error as error:
             return _error_response(error)
+
+    async def _redeem_code(self, client: AuthenticatedClient, form: dict[str, str]) -> Response:
+        verifier = form.get("code_verifier", "")
+        # RFC 7636 section 4.1: 43-128 characters of the unreserved set.
+        if not _VERIFIER.match(verifier):
+            raise InvalidRequestError(description="code_verifier is missing or malformed")
+        grant = await redeem_code(self._pool, form.get("code", ""), client.client_id)
+        if grant is None:
+            raise InvalidGrantError(description="the code is unknown, expired or already used")
+        # RFC 6749 section 4.1.3: the same redirect_uri as in the authorization request, exactly.
+        if form.get("redirect_uri") != grant.redirect_uri:
+            raise InvalidGrantError(description="redirect_uri does not match the authorization request")
+        # RFC 7636 section 4.6: S256(code_verifier) must equal the stored challenge.
+        if not hmac.compare_digest(create_s256_code_challenge(verifier), grant.code_challenge or ""):
+            raise InvalidGrantError(description="code_verifier does not match the code_challenge")
+        return await self._issue_for_person(client, grant, family_id=None)
+
+    async def _refresh(self, client: AuthenticatedClient, form: dict[str, str]) -> Response:
+        grant = await redeem_refresh(self._pool, form.get("refresh_token", ""), client.client_id)
+        if grant is None:
+            raise InvalidGrantError(description="the refresh token is unknown, expired, revoked or already used")
+        narrower = parse_scope(form.get("scope"))
+        if narrower:
+            beyond = [s for s in narrower if s not in grant.scope.split()]
+            if beyond:
+                raise InvalidScopeError(description=f"beyond the original grant: {' '.join(beyond)}")
+            grant = replace(grant, scope=" ".join(narrower))
+        return await self._issue_for_person(client, grant, family_id=grant.family_id)
+
+    async def _issue_for_person(
+        self, client: AuthenticatedClient, grant: Grant, family_id: uuid.UUID | None
+    ) -> Response:
+        if await self._pool.fetchval("SELECT disabled FROM hub_user WHERE username = $1", grant.username):
+            raise InvalidGrantError(description="the account is disabled")
+        body = await self._token_body(client.client_id, grant.username, grant.scope)
+        # Refresh tokens are for people only, rotated on every use.
+        body["refresh_token"] = await insert_refresh(self._pool, grant, family_id)
+        return JSONResponse(body, headers=NO_STORE)
 
     async def _issue_for_client(self, client: AuthenticatedClient, scope_param: str | None) -> Response:
         requested = parse_scope(scope_param) or sorted(client.scopes)
@@ -96,14 +159,17 @@ class AuthorizationServer:
         extra = [s for s in requested if s not in client.scopes]
         if extra:
             raise InvalidScopeError(description=f"not granted to this client: {' '.join(extra)}")
-        scope = " ".join(requested)
+        body = await self._token_body(client.client_id, client.client_id, " ".join(requested))
+        return JSONResponse(body, headers=NO_STORE)
+
+    async def _token_body(self, client_id: str, subject: str, scope: str) -> dict[str, object]:
         key = await self._keys.signing_key()
         token, _ = issue_access_token(
             key,
             issuer=self._settings.issuer,
             audience=self._settings.audience,
-            subject=client.client_id,
-            client_id=client.client_id,
+            subject=subject,
+            client_id=client_id,
             scope=scope,
             lifetime=self._settings.token_lifetime,
             now=int(time.time()),
@@ -114,17 +180,21 @@ class AuthorizationServer:
             "expires_in": self._settings.token_lifetime,
             "scope": scope,
         }
-        return JSONResponse(body, headers=NO_STORE)
+        return body
 
     async def revoke(self, request: Request) -> Response:
         """RFC 7009: always 200 for a token the client may revoke or that is unknown."""
         try:
             form = await _form(request)
-            client = await self._authenticate_client(request, form)
+            client = await self._authenticate_client(request, form, allow_public=True)
         except OAuth2Error as error:
             return _error_response(error)
-        claims = await self._claims(form.get("token", ""))
-        if claims is not None and claims.client_id == client.client_id:
+        token = form.get("token", "")
+        claims = await self._claims(token)
+        if claims is None:
+            # Not an access token of ours: perhaps a refresh token (its whole family goes).
+            await revoke_refresh(self._pool, token, client.client_id)
+        elif claims.client_id == client.client_id:
             await self._pool.execute(
                 "INSERT INTO revoked_token (jti, expires_at) VALUES ($1, to_timestamp($2)) ON CONFLICT DO NOTHING",
                 claims.jti,
@@ -171,16 +241,19 @@ class AuthorizationServer:
         return JSONResponse(
             {
                 "issuer": issuer,
+                "authorization_endpoint": f"{issuer}/oauth/authorize",
                 "token_endpoint": f"{issuer}/oauth/token",
                 "jwks_uri": f"{issuer}/.well-known/jwks.json",
                 "revocation_endpoint": f"{issuer}/oauth/revoke",
                 "introspection_endpoint": f"{issuer}/oauth/introspect",
-                "grant_types_supported": ["client_credentials"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+                "grant_types_supported": ["client_credentials", "authorization_code", "refresh_token"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+                "authorization_response_iss_parameter_supported": True,
                 "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 "scopes_supported": sorted(FIXED),
-                "response_types_supported": [],
+                "response_types_supported": ["code"],
                 "access_token_signing_alg_values_supported": [ALGORITHM],
             }
         )
@@ -200,9 +273,13 @@ class AuthorizationServer:
         except InvalidToken:
             return None
 
-    async def _authenticate_client(self, request: Request, form: dict[str, str]) -> AuthenticatedClient:
+    async def _authenticate_client(
+        self, request: Request, form: dict[str, str], *, allow_public: bool = False
+    ) -> AuthenticatedClient:
         client_id, secret, _ = _credentials(request, form)
         row = await self._pool.fetchrow(_SELECT_CLIENT, client_id) if client_id else None
+        if allow_public and row is not None and row["secret_hash"] is None and secret is None and not row["disabled"]:
+            return AuthenticatedClient(row["client_id"], row["agency_code"], frozenset(row["scopes"]), False)
         # Known and unknown ids take the same path and the same time: scrypt runs either way.
         stored = row["secret_hash"] if row else None
         ok = await asyncio.to_thread(verify_secret, secret or "", stored)
@@ -210,9 +287,7 @@ class AuthorizationServer:
             error = InvalidClientError(description="client authentication failed")
             error.status_code = 401
             raise error
-        if row["secret_hash"] is None:
-            raise UnauthorizedClientError(description="public clients cannot use this endpoint")
-        return AuthenticatedClient(row["client_id"], row["agency_code"], frozenset(row["scopes"]))
+        return AuthenticatedClient(row["client_id"], row["agency_code"], frozenset(row["scopes"]), True)
 
 
 def _credentials(request: Request, form: dict[str, str]) -> tuple[str | None, str | None, str]:

@@ -6,6 +6,7 @@ A client secret is printed once, at creation or rotation, and stored only as a h
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 from auth.clients import ClientError, create_client, disable_client, list_clients, rotate_secret
 from auth.keys import rotate_key
 from auth.scopes import ScopeError, parse_scope
+from auth.users import create_user
 from hub.database import connect
 from hub.settings import Settings
 
@@ -73,6 +75,21 @@ def add_auth_commands(commands: argparse._SubParsersAction, with_database: WithD
     rotate.set_defaults(run=on_connection(_rotate))
     clients.set_defaults(run=lambda settings, args: clients.print_help() or 2)
 
+    users = commands.add_parser("users", help="manage people who sign in", description="People who sign in.")
+    users_sub = users.add_subparsers(title="users commands", metavar="COMMAND")
+    user_create = users_sub.add_parser(
+        "create",
+        help="add a person (password read from standard input or prompted)",
+        description="Add a person of an agency with the scopes they are granted. The password (12+ "
+        "characters) is read from standard input when it is not a terminal, else prompted; it is stored "
+        "as an scrypt hash.",
+    )
+    user_create.add_argument("--username", required=True)
+    user_create.add_argument("--agency", required=True, help="agency code")
+    user_create.add_argument("--scope", required=True, help="space-separated scopes the person is granted")
+    user_create.set_defaults(run=on_connection(_create_user))
+    users.set_defaults(run=lambda settings, args: users.print_help() or 2)
+
     keys = commands.add_parser("keys", help="manage token signing keys", description="Token signing keys.")
     keys_sub = keys.add_subparsers(title="keys commands", metavar="COMMAND")
     key_rotate = keys_sub.add_parser(
@@ -95,6 +112,15 @@ async def _create(conn: Any, settings: Settings, args: argparse.Namespace) -> in
         public=args.public,
     )
     _print_secret(client.client_id, secret, as_json=args.json)
+    return 0
+
+
+async def _create_user(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("Password: ")
+    user = await create_user(
+        conn, username=args.username, password=password, agency=args.agency, scopes=parse_scope(args.scope)
+    )
+    print(f"user {user.username} of {user.agency_code} created")
     return 0
 
 

@@ -23,6 +23,7 @@ from schema.catalogue import (
 )
 from schema.context import Info
 from schema.data import Aggregate, Observation, ObservationStatus, Series, Table
+from schema.me import Me, me_of
 from schema.relay import Connection, Node, parse_global_id
 from schema.scalars import Period
 
@@ -74,6 +75,10 @@ def _period_list(first: str, last: str) -> list[str]:
 
 @strawberry.type
 class Query:
+    @strawberry.field(description="Who you are and what you may read.")
+    def me(self, info: Info) -> Me:
+        return me_of(info)
+
     @strawberry.field(description="Any object by its global id.")
     async def node(self, info: Info, id: strawberry.ID) -> Node | None:
         kind, key = parse_global_id(id)

@@ -1,0 +1,53 @@
+"""People who sign in (analysts of partner agencies, ministry staff): each belongs to an agency."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import asyncpg
+
+from auth.clients import ClientError
+from auth.scopes import check_scopes
+from auth.secrets import hash_secret, verify_secret
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    username: str
+    agency_code: str
+    scopes: frozenset[str]
+
+
+async def create_user(
+    conn: asyncpg.Connection, *, username: str, password: str, agency: str, scopes: list[str]
+) -> User:
+    check_scopes(scopes)
+    if len(password) < 12:
+        raise ClientError("a password needs at least 12 characters")
+    if not await conn.fetchval("SELECT 1 FROM agency WHERE code = $1", agency):
+        raise ClientError(f"there is no agency {agency}")
+    try:
+        await conn.execute(
+            "INSERT INTO hub_user (username, password_hash, agency_code, scopes) VALUES ($1, $2, $3, $4)",
+            username,
+            await asyncio.to_thread(hash_secret, password),
+            agency,
+            scopes,
+        )
+    except asyncpg.UniqueViolationError:
+        raise ClientError(f"user {username} exists already") from None
+    except asyncpg.CheckViolationError:
+        raise ClientError("a username is 3-64 characters: lower-case letters, digits and . _ @ -") from None
+    return User(username, agency, frozenset(scopes))
+
+
+async def authenticate_user(pool: asyncpg.Pool, username: str, password: str) -> User | None:
+    """The user, if the password matches and the account is enabled; unknown names cost the same."""
+    row = await pool.fetchrow(
+        "SELECT username, password_hash, agency_code, scopes, disabled FROM hub_user WHERE username = $1", username
+    )
+    ok = await asyncio.to_thread(verify_secret, password, row["password_hash"] if row else None)
+    if not ok or row is None or row["disabled"]:
+        return None
+    return User(row["username"], row["agency_code"], frozenset(row["scopes"]))
