@@ -47,7 +47,8 @@ class _Request:
     client_name: str
     agency: str
     redirect_uri: str
-    scope: list[str]
+    scope: list[str]  # empty: whatever the client and the person are both granted
+    client_scopes: tuple[str, ...]
     state: str | None
     code_challenge: str
 
@@ -76,8 +77,10 @@ class AuthorizationEndpoint:
         user = await authenticate_user(self._pool, str(params.get("username", "")), str(params.get("password", "")))
         if user is None:
             return _page(_consent_form(auth, params, problem="The username or password is wrong."), 401)
-        # The token may carry only what both the client and the person are granted.
-        beyond = [s for s in auth.scope if s not in user.scopes]
+        # The token may carry only what both the client and the person are granted; with no
+        # scope asked for, it carries exactly that intersection.
+        scope = auth.scope or [s for s in auth.client_scopes if s in user.scopes]
+        beyond = [s for s in scope if s not in user.scopes]
         if beyond:
             return self._redirect(
                 auth.redirect_uri,
@@ -90,7 +93,7 @@ class AuthorizationEndpoint:
             client_id=auth.client_id,
             username=user.username,
             redirect_uri=auth.redirect_uri,
-            scope=" ".join(auth.scope),
+            scope=" ".join(scope),
             code_challenge=auth.code_challenge,
         )
         return self._redirect(auth.redirect_uri, auth.state, code=code)
@@ -114,11 +117,20 @@ class AuthorizationEndpoint:
         challenge = str(params.get("code_challenge", ""))
         if params.get("code_challenge_method") != "S256" or not _CHALLENGE.match(challenge):
             raise _RedirectError("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256")
-        scope = parse_scope(params.get("scope")) or list(row["scopes"])
+        scope = parse_scope(params.get("scope"))
         beyond = [s for s in scope if s not in row["scopes"]]
         if beyond:
             raise _RedirectError("invalid_scope", f"not granted to this application: {' '.join(beyond)}")
-        return _Request(client_id, row["name"], row["agency_code"], redirect_uri, scope, params.get("state"), challenge)
+        return _Request(
+            client_id,
+            row["name"],
+            row["agency_code"],
+            redirect_uri,
+            scope,
+            tuple(row["scopes"]),
+            params.get("state"),
+            challenge,
+        )
 
     def _redirect(self, redirect_uri: str, state: str | None, **values: str) -> Response:
         query = {**values, **({"state": state} if state else {}), "iss": self._issuer}  # iss: RFC 9207
@@ -141,7 +153,8 @@ def _consent_form(auth: _Request, params: dict, problem: str | None = None) -> s
             "code_challenge_method",
         )
     )
-    scopes = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in auth.scope)
+    asked = auth.scope or ["everything you are granted that this application may use"]
+    scopes = "".join(f"<li><code>{html.escape(s)}</code></li>" for s in asked)
     warning = f'<p role="alert"><strong>{html.escape(problem)}</strong></p>' if problem else ""
     return f"""<h1>Sign in to the national reporting hub</h1>
 <p><strong>{html.escape(auth.client_name)}</strong> ({html.escape(auth.agency)}) asks to act for you with:</p>

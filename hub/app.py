@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from auth.anonymous import PublicReader
+from auth.graphiql_client import ensure_graphiql_client
 from auth.keys import KeyStore
 from auth.principal import Principal
 from auth.resource import Authenticator
@@ -50,6 +51,8 @@ def create_app(settings: Settings, database_url: str, *, authenticate: Authentic
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, HubState]]:
         pool = await create_pool(settings, database_url)
+        if settings.graphiql:
+            await ensure_graphiql_client(pool, settings.issuer_url)
         keys = KeyStore(pool)
         public = PublicReader(pool, enabled=settings.public_read)
         authenticator = Authenticator(pool, keys, public, issuer=settings.issuer_url, audience=settings.audience_id)

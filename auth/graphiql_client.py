@@ -1,0 +1,34 @@
+"""The hub's own browser client for GraphiQL sign-in, registered (and kept current) at start.
+
+It is a public client (no secret, PKCE only) whose one redirect URI is the hub's /graphql page.
+It may carry any scope the hub knows of, so a person signing in through GraphiQL gets exactly
+their own grants: with no scope asked for, a token carries client scopes ∩ person scopes.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from auth.scopes import FIXED
+
+GRAPHIQL_CLIENT_ID = "nrhub-graphiql"
+
+_UPSERT = """
+INSERT INTO oauth_client (client_id, name, agency_code, scopes, redirect_uris)
+VALUES ($1, 'GraphiQL (built in)', 'VPCP', $2, $3)
+ON CONFLICT (client_id) DO UPDATE SET scopes = EXCLUDED.scopes, redirect_uris = EXCLUDED.redirect_uris
+"""
+_SELECT_SCOPES = """
+SELECT array_agg(s ORDER BY s) FROM (
+    SELECT 'field:' || code AS s FROM indicator_field
+    UNION SELECT 'indicator:' || code FROM indicator
+    UNION SELECT 'region:' || code FROM admin_unit WHERE level IN ('NATION', 'PROVINCE') AND valid_to IS NULL
+) AS all_scopes
+"""
+
+
+async def ensure_graphiql_client(pool: asyncpg.Pool, issuer: str) -> None:
+    catalogue = await pool.fetchval(_SELECT_SCOPES) or []
+    if not await pool.fetchval("SELECT 1 FROM agency WHERE code = 'VPCP'"):
+        return  # no catalogue loaded yet: nobody can sign in to read anything anyway
+    await pool.execute(_UPSERT, GRAPHIQL_CLIENT_ID, sorted(FIXED) + list(catalogue), [f"{issuer}/graphql"])
