@@ -28,7 +28,10 @@ SELECT array_agg(s ORDER BY s) FROM (
 
 
 async def ensure_graphiql_client(pool: asyncpg.Pool, issuer: str) -> None:
-    catalogue = await pool.fetchval(_SELECT_SCOPES) or []
+    # Before migrations (readyz says 503 then) or before any catalogue, there is nothing to do.
+    if not await pool.fetchval("SELECT to_regclass('oauth_client') IS NOT NULL"):
+        return
     if not await pool.fetchval("SELECT 1 FROM agency WHERE code = 'VPCP'"):
-        return  # no catalogue loaded yet: nobody can sign in to read anything anyway
+        return
+    catalogue = await pool.fetchval(_SELECT_SCOPES) or []
     await pool.execute(_UPSERT, GRAPHIQL_CLIENT_ID, sorted(FIXED) + list(catalogue), [f"{issuer}/graphql"])
