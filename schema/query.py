@@ -315,6 +315,13 @@ class Query:
         period: Period,  # type: ignore[valid-type]
         disaggregation: str = "",
         unit_valid_on: date | None = None,
+        from_level: Annotated[
+            UnitLevel | None,
+            strawberry.argument(
+                description="Ignore values stored above this level, e.g. COMMUNE to "
+                "recompute a province from its communes."
+            ),
+        ] = None,
     ) -> Aggregate | None:
         found = await _indicator_or_raise(info, indicator)
         row = await units.fetch_unit(info.context.db, unit, unit_valid_on or info.context.today)
@@ -322,5 +329,12 @@ class Query:
             raise NotFound(f"there is no unit {unit} in force on that date")
         if not info.context.scope.covers_unit(row.id):
             raise Forbidden(f"you may not read values for unit {unit}")
-        result = await aggregates.fetch_aggregate(info.context.db, indicator, row.id, period, disaggregation)
+        result = await aggregates.fetch_aggregate(
+            info.context.db,
+            indicator,
+            row.id,
+            period,
+            disaggregation,
+            from_level=from_level.value if from_level else None,
+        )
         return Aggregate.of(found, AdministrativeUnit.of(row), period, disaggregation, result)

@@ -107,6 +107,33 @@ async def test_ratio_aggregates_as_ratio_of_sums_from_communes(hub_url: str, poo
     assert got["value"] != rates["mean"].quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
+async def test_ratio_recomputed_from_communes_ignoring_the_provinces_own_figure(hub_url: str, pool) -> None:
+    province = await current_unit_id(pool, "79")
+    query = '{ aggregate(indicator: "UNEMP", unit: "79", period: "2026-Q1", disaggregation: "SEX=F", fromLevel: COMMUNE) { value provenance { storedParts } } }'
+    _, body = await gql(hub_url, query)
+    parts = {
+        r["indicator_code"]: r
+        for r in await pool.fetch(
+            "SELECT c.indicator_code, sum(c.value) AS total, count(*) AS n FROM observation_current c"
+            " JOIN admin_unit u ON u.id = c.unit_id WHERE u.parent_id = $1 AND u.level = 'COMMUNE'"
+            " AND c.period = '2026-Q1' AND c.dims = 'SEX=F' AND c.indicator_code IN ('UNEMPLOYED', 'LABOUR_FORCE')"
+            " GROUP BY 1",
+            province,
+        )
+    }
+    expected = (parts["UNEMPLOYED"]["total"] * 100 / parts["LABOUR_FORCE"]["total"]).quantize(
+        Decimal("0.01"), ROUND_HALF_UP
+    )
+    # Six communes, numerator and denominator each: 12 stored values, none of them the province's.
+    assert body["data"]["aggregate"] == {"value": expected, "provenance": {"storedParts": 12}}
+    _, nation = await gql(
+        hub_url,
+        '{ aggregate(indicator: "UNEMP", unit: "VN", period: "2026-Q1", fromLevel: COMMUNE) { provenance { storedParts } } }',
+    )
+    communes = await pool.fetchval("SELECT count(*) FROM admin_unit WHERE level = 'COMMUNE' AND valid_to IS NULL")
+    assert nation["data"]["aggregate"]["provenance"]["storedParts"] == 2 * communes
+
+
 async def test_incomplete_parts_give_no_value(hub_url: str) -> None:
     # Data end in October 2026: the year 2026 cannot be summed, so no value rather than a wrong one.
     _, body = await gql(hub_url, '{ aggregate(indicator: "ONLINE_PS", unit: "79", period: "2026") { value status } }')
@@ -189,10 +216,16 @@ async def test_point_lookup_of_one_value(hub_url: str, pool) -> None:
     _, body = await gql(hub_url, query)
     expected = await pool.fetchval(
         "SELECT value FROM observation_current WHERE indicator_code = 'RETAIL' AND period = '2026-M03'"
-        " AND dims = '' AND unit_id = $1", await current_unit_id(pool, "79"))
-    assert body["data"]["observation"] == {"value": expected, "status": "OFFICIAL", "period": "2026-M03",
-                                           "provenance": {"kind": "SOURCE", "source": "demo-synthetic"},
-                                           "unit": {"code": "79"}}
+        " AND dims = '' AND unit_id = $1",
+        await current_unit_id(pool, "79"),
+    )
+    assert body["data"]["observation"] == {
+        "value": expected,
+        "status": "OFFICIAL",
+        "period": "2026-M03",
+        "provenance": {"kind": "SOURCE", "source": "demo-synthetic"},
+        "unit": {"code": "79"},
+    }
     _, none = await gql(hub_url, '{ observation(indicator: "RETAIL", unit: "79", period: "2030-M01") { value } }')
     assert none == {"data": {"observation": None}}
     _, region = await gql(hub_url, query, x_test_regions="01")
