@@ -16,6 +16,21 @@ class DatabaseUnreachable(Exception):
     """The configured database cannot be reached; the message says where and why."""
 
 
+APP_ROLE = "nrhub_app"
+
+
+async def _init_request_connection(conn: asyncpg.Connection) -> None:
+    # Serve as the restricted role (migration 0009), whatever the URL's user: request code cannot
+    # UPDATE, DELETE or TRUNCATE audit entries or observation revisions. Before that migration
+    # the role does not exist yet, and /readyz reports the pending migration. (The CLI's
+    # operator commands, migrations included, keep the URL's own user.)
+    try:
+        await conn.execute(f"SET ROLE {APP_ROLE}")
+    except asyncpg.UndefinedObjectError:
+        pass
+    await _init_connection(conn)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb in and out through orjson: audit payloads and federated values are JSON.
     await conn.set_type_codec(
@@ -43,7 +58,7 @@ async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
             url,
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
-            init=_init_connection,
+            init=_init_request_connection,
             reset=_reset,
             timeout=10,
             command_timeout=60,
