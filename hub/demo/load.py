@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import asyncpg
 
 from hub.demo.reference import indicator_rows, load_reference
 from hub.demo.regimes import load_regimes
 from hub.demo.synthetic import Geography, Row, Unit, generate
+from resolvers.audit import SYSTEM, append_entry, revision_range_digest
 
 COMMUNES_PER_PROVINCE = {"small": 6, "large": 100}
 DEMO_SOURCE = "demo-synthetic"
@@ -77,8 +79,12 @@ async def load_demo(conn: asyncpg.Connection, *, scale: str = "small") -> dict[s
         async with conn.transaction():
             await conn.execute(_STAGE)
             await conn.copy_records_to_table("demo_stage", records=chunk)
+            before = await conn.fetchval(_LAST_REVISION)
             status = await conn.execute(_MOVE, DEMO_SOURCE)
-            added += int(status.split()[-1])
+            moved = int(status.split()[-1])
+            added += moved
+            if moved:
+                await _audit_load(conn, before + 1, await conn.fetchval(_LAST_REVISION), moved, scale)
     await conn.execute("ANALYZE")
     totals = await conn.fetchrow(
         "SELECT (SELECT count(*) FROM admin_unit) AS units,"
@@ -87,6 +93,16 @@ async def load_demo(conn: asyncpg.Connection, *, scale: str = "small") -> dict[s
         " (SELECT count(*) FROM observation_current) AS observations"
     )
     return {**dict(totals), "observations added": added, "seconds": round(time.monotonic() - started, 1)}
+
+
+_LAST_REVISION = "SELECT coalesce(max(id), 0) FROM observation_revision"
+
+
+async def _audit_load(conn: asyncpg.Connection, first: int, last: int, rows: int, scale: str) -> None:
+    """One audit entry per loaded chunk, with a digest of its rows: an edited value shows."""
+    digest = await revision_range_digest(conn, first, last, DEMO_SOURCE)
+    after = {"revision_range": [first, last], "source": DEMO_SOURCE, "rows": rows, "revision_digest": digest}
+    await append_entry(conn, SYSTEM, "observations.load", f"demo:{scale}", after=after, at=datetime.now(UTC))
 
 
 async def _geography(conn: asyncpg.Connection) -> Geography:
