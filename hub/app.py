@@ -6,6 +6,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 from starlette.applications import Starlette
@@ -41,7 +42,13 @@ class HubState:
     oauth: AuthorizationServer
 
 
-def create_app(settings: Settings, database_url: str, *, authenticate: Authenticate | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    database_url: str,
+    *,
+    authenticate: Authenticate | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Starlette:
     """Build the ASGI app; the pool opens in the lifespan, so building is cheap and side-effect free.
 
     ``authenticate`` turns a request into a Principal; by default the bearer token is verified
@@ -86,6 +93,7 @@ def create_app(settings: Settings, database_url: str, *, authenticate: Authentic
         introspection=settings.introspection,
         suggestions=settings.suggestions,
         graphiql=_graphiql_page(settings),
+        clock=clock or (lambda: datetime.now(UTC)),
     )
     routes = [
         Route("/healthz", healthz, methods=["GET"]),

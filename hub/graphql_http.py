@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -44,6 +44,7 @@ class GraphQLEndpoint:
         introspection: bool,
         suggestions: bool,
         graphiql: Callable[[Request], Response] | None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.executor = executor
         self.authenticate = authenticate
@@ -52,6 +53,7 @@ class GraphQLEndpoint:
         self.introspection = introspection
         self.suggestions = suggestions
         self.graphiql = graphiql
+        self.clock = clock
 
     async def handle(self, request: Request) -> Response:
         if request.method == "GET" and self.graphiql and _wants_html(request):
@@ -121,6 +123,7 @@ class GraphQLEndpoint:
             max_page_size=self.max_page_size,
             today=today,
             request_id=request_id,
+            clock=self.clock,
         )
         result = await self.executor.run(prepared, variables, operation_name, context)
         # Errors without a path come from before execution (e.g. variables that do not coerce):

@@ -7,12 +7,15 @@ from strawberry.schema.config import StrawberryConfig
 
 from schema.catalogue import AdministrativeUnit, Agency, Indicator, Regime
 from schema.data import Observation
+from schema.mutation import Mutation
 from schema.query import Query
+from schema.reports import Submission
 from schema.scalars import SCALAR_MAP
 
 schema = strawberry.Schema(
     query=Query,
-    types=[AdministrativeUnit, Agency, Indicator, Regime, Observation],
+    mutation=Mutation,
+    types=[AdministrativeUnit, Agency, Indicator, Regime, Observation, Submission],
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
 )
 

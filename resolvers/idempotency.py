@@ -1,0 +1,66 @@
+"""Idempotency keys for creating and changing mutations, scoped per client.
+
+The key is recorded in the same transaction as the change it guards: a retry with the same key and
+input gets the first result; the same key with different input is a CONFLICT; two concurrent
+requests with one key make one change (the loser's insert conflicts, and it reads the winner's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import orjson
+
+from resolvers.audit import plain
+from resolvers.errors import BadUserInput, Conflict
+
+_SELECT = "SELECT operation, request_hash, result::text FROM idempotency_key WHERE client_id = $1 AND key = $2"
+_INSERT = """
+INSERT INTO idempotency_key (client_id, key, operation, request_hash, result) VALUES ($1, $2, $3, $4, $5::text::jsonb)
+"""
+
+
+async def idempotent(
+    pool: asyncpg.Pool,
+    client_id: str,
+    key: str,
+    operation: str,
+    request: dict[str, Any],
+    change: Callable[[asyncpg.Connection], Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """Run ``change`` in a transaction once per (client, key); return its (JSON-able) result."""
+    if not 8 <= len(key) <= 128:
+        raise BadUserInput("idempotencyKey must be 8 to 128 characters (a UUID is a good choice)")
+    request_hash = hashlib.sha256(orjson.dumps([operation, plain(request)], option=orjson.OPT_SORT_KEYS)).hexdigest()
+    for _ in range(2):
+        async with pool.acquire() as conn:
+            done = await _replay(conn, client_id, key, operation, request_hash)
+            if done is not None:
+                return done
+            try:
+                async with conn.transaction():
+                    result = await change(conn)
+                    await conn.execute(
+                        _INSERT, client_id, key, operation, request_hash, orjson.dumps(plain(result)).decode()
+                    )
+                    return result
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "idempotency_key_pkey":
+                    raise
+                # A concurrent request with the same key committed first: answer as it did.
+    raise Conflict("the idempotency key is in use by a request still running")
+
+
+async def _replay(
+    conn: asyncpg.Connection, client_id: str, key: str, operation: str, request_hash: str
+) -> dict[str, Any] | None:
+    row = await conn.fetchrow(_SELECT, client_id, key)
+    if row is None:
+        return None
+    if row["operation"] != operation or row["request_hash"] != request_hash:
+        raise Conflict("this idempotency key was used with a different request")
+    result: dict[str, Any] = orjson.loads(row["result"])
+    return result

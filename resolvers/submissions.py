@@ -1,0 +1,389 @@
+"""The reporting workflow: DRAFT -> SUBMITTED -> ACCEPTED, or SUBMITTED -> RETURNED -> a new DRAFT.
+
+Every function here runs inside the caller's transaction and appends its audit entry there, so a
+change and its record commit together or not at all. ``submitted_at`` comes from the server's
+clock, and whether a report was on time follows from it and the regime's deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+import asyncpg
+
+from resolvers.audit import Actor, append_entry, revision_digest
+from resolvers.deadlines import Rule, schedule
+from resolvers.errors import BadUserInput, Conflict, Forbidden, NotFound
+from resolvers.periods import Period
+from resolvers.validation import Problem, validate_values
+
+EVENT_CHANNEL = "hub_events"
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    id: int
+    regime_code: str
+    agency_code: str
+    unit_id: int
+    period: str
+    version: int
+    status: str
+    created_at: datetime
+    created_by: str
+    deadline: datetime
+    submitted_at: datetime | None
+    on_time: bool | None
+    reviewed_at: datetime | None
+    reviewed_by: str | None
+    return_reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CellValue:
+    indicator_code: str
+    dims: str
+    value: Decimal
+
+
+SUBMISSION_COLUMNS = """id, regime_code, agency_code, unit_id, period, version, status, created_at, created_by,
+    deadline, submitted_at, on_time, reviewed_at, reviewed_by, return_reason"""
+_SELECT = f"SELECT {SUBMISSION_COLUMNS} FROM submission WHERE id = $1"
+_SELECT_FOR_UPDATE = _SELECT + " FOR UPDATE"
+_SELECT_REGIME = """
+SELECT r.code, r.frequency, r.cutoff_start_day, r.cutoff_end_day, r.deadline_rule, r.deadline_value,
+       r.receiving_agency, r.observation_status,
+       EXISTS (SELECT 1 FROM regime_reporter rr WHERE rr.regime_code = r.code AND rr.agency_code = $2) AS reporter
+FROM regime r WHERE r.code = $1
+"""
+_SELECT_AGENCY_UNIT = """
+SELECT coalesce(a.unit_id, (SELECT id FROM admin_unit WHERE level = 'NATION')) FROM agency a WHERE a.code = $1
+"""
+_INSERT = f"""
+INSERT INTO submission (regime_code, agency_code, unit_id, period, version, status, created_at, created_by, deadline)
+VALUES ($1, $2, $3, $4, $5, 'DRAFT', $6, $7, $8) RETURNING {SUBMISSION_COLUMNS}
+"""
+_UPSERT_VALUE = """
+INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (submission_id, indicator_code, unit_id, dims) DO UPDATE SET value = EXCLUDED.value
+"""
+_SELECT_VALUES = """
+SELECT indicator_code, dims, value FROM submission_value WHERE submission_id = $1 ORDER BY indicator_code, dims
+"""
+
+
+def actor_name(actor: Actor) -> str:
+    return actor.user or actor.client or "unknown"
+
+
+async def fetch_submission(conn: asyncpg.Connection | asyncpg.Pool, submission_id: int) -> Submission | None:
+    row = await conn.fetchrow(_SELECT, submission_id)
+    return Submission(**row) if row else None
+
+
+async def fetch_values(conn: asyncpg.Connection | asyncpg.Pool, submission_id: int) -> list[CellValue]:
+    return [CellValue(**r) for r in await conn.fetch(_SELECT_VALUES, submission_id)]
+
+
+async def holidays(conn: asyncpg.Connection) -> set[date]:
+    return {r["day"] for r in await conn.fetch("SELECT day FROM holiday")}
+
+
+async def open_draft(conn: asyncpg.Connection, actor: Actor, *, regime: str, period: str, now: datetime) -> Submission:
+    """A draft for (regime, period) of the actor's own agency; its open draft if there is one."""
+    agency = actor.agency
+    row = await conn.fetchrow(_SELECT_REGIME, regime, agency)
+    if row is None:
+        raise NotFound(f"there is no regime {regime}")
+    parsed = Period.parse(period)
+    if parsed.frequency != row["frequency"]:
+        raise BadUserInput(f"regime {regime} is reported per {row['frequency']} period, not {period}")
+    if not row["reporter"]:
+        raise Forbidden(f"agency {agency} does not report under regime {regime}")
+    unit_id = await conn.fetchval(_SELECT_AGENCY_UNIT, agency)
+    # Serialise openings of the same report, so two clients cannot both start version 1.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{regime}|{agency}|{unit_id}|{period}")
+    versions = await conn.fetch(
+        f"SELECT {SUBMISSION_COLUMNS} FROM submission WHERE regime_code = $1 AND agency_code = $2 AND unit_id = $3"
+        " AND period = $4 ORDER BY version DESC",
+        regime,
+        agency,
+        unit_id,
+        period,
+    )
+    if versions and versions[0]["status"] == "DRAFT":
+        return Submission(**versions[0])
+    if versions and versions[0]["status"] != "RETURNED":
+        raise Conflict(f"the report for {period} is already {versions[0]['status'].lower()}")
+    rule = Rule(row["cutoff_start_day"], row["cutoff_end_day"], row["deadline_rule"], row["deadline_value"])
+    deadline = schedule(rule, parsed, await holidays(conn)).deadline
+    version = versions[0]["version"] + 1 if versions else 1
+    created = Submission(
+        **await conn.fetchrow(_INSERT, regime, agency, unit_id, period, version, now, actor_name(actor), deadline)
+    )
+    await append_entry(
+        conn,
+        actor,
+        "submission.open",
+        f"submission:{created.id}",
+        after={"regime": regime, "period": period, "version": version, "deadline": deadline},
+        at=now,
+    )
+    return created
+
+
+async def save_values(
+    conn: asyncpg.Connection, actor: Actor, submission_id: int, values: Sequence[CellValue], *, now: datetime
+) -> tuple[Submission, list[Problem]]:
+    """Store cells of a draft; cells outside the regime's form are refused, each with its problem."""
+    submission = await _own_draft(conn, actor, submission_id)
+    form = {
+        (r["indicator_code"], r["dims"])
+        for r in await conn.fetch(
+            "SELECT indicator_code, dims FROM regime_item WHERE regime_code = $1", submission.regime_code
+        )
+    }
+    problems = [
+        Problem(v.indicator_code, v.dims, f"not a cell of the {submission.regime_code} form", "ERROR")
+        for v in values
+        if (v.indicator_code, v.dims) not in form
+    ]
+    if problems:
+        return submission, problems
+    before = {f"{v.indicator_code}|{v.dims}": v.value for v in await fetch_values(conn, submission_id)}
+    await conn.executemany(
+        _UPSERT_VALUE, [(submission_id, v.indicator_code, submission.unit_id, v.dims, v.value) for v in values]
+    )
+    changed = {
+        f"{v.indicator_code}|{v.dims}": v.value for v in values if before.get(f"{v.indicator_code}|{v.dims}") != v.value
+    }
+    if changed:
+        await append_entry(
+            conn,
+            actor,
+            "submission.values",
+            f"submission:{submission_id}",
+            before={k: before.get(k) for k in changed},
+            after=changed,
+            at=now,
+        )
+    return submission, []
+
+
+async def validate(conn: asyncpg.Connection | asyncpg.Pool, submission_id: int) -> list[Problem]:
+    submission = await fetch_submission(conn, submission_id)
+    if submission is None:
+        raise NotFound(f"there is no submission {submission_id}")
+    return await validate_values(conn, submission)
+
+
+async def submit(conn: asyncpg.Connection, actor: Actor, submission_id: int, *, now: datetime) -> Submission:
+    """Record submitted_at from the server clock; a submitted report is immutable."""
+    submission = await _own_draft(conn, actor, submission_id)
+    errors = [p for p in await validate_values(conn, submission) if p.severity == "ERROR"]
+    if errors:
+        listed = "; ".join(f"{p.indicator_code}[{p.dims or 'total'}]: {p.message}" for p in errors[:20])
+        raise BadUserInput(f"the report has {len(errors)} error(s): {listed}")
+    row = await conn.fetchrow(
+        f"UPDATE submission SET status = 'SUBMITTED', submitted_at = $2, on_time = ($2 <= deadline)"
+        f" WHERE id = $1 AND status = 'DRAFT' RETURNING {SUBMISSION_COLUMNS}",
+        submission_id,
+        now,
+    )
+    if row is None:
+        raise Conflict("the report was submitted by another request")
+    done = Submission(**row)
+    await append_entry(
+        conn,
+        actor,
+        "submission.submit",
+        f"submission:{submission_id}",
+        after={"submitted_at": now, "on_time": done.on_time},
+        at=now,
+    )
+    await _notify(conn, "submission.submitted", done)
+    return done
+
+
+async def review(
+    conn: asyncpg.Connection, actor: Actor, submission_id: int, *, accept: bool, reason: str | None, now: datetime
+) -> Submission:
+    """Accept (values become current observations) or return (a new draft version is opened)."""
+    row = await conn.fetchrow(_SELECT_FOR_UPDATE, submission_id)
+    if row is None:
+        raise NotFound(f"there is no submission {submission_id}")
+    submission = Submission(**row)
+    receiving = await conn.fetchval("SELECT receiving_agency FROM regime WHERE code = $1", submission.regime_code)
+    if actor.agency != receiving:
+        raise Forbidden(f"only the receiving agency ({receiving}) reviews {submission.regime_code} reports")
+    if submission.status != "SUBMITTED":
+        raise Conflict(f"the report is {submission.status.lower()}, not submitted")
+    if not accept and not (reason and reason.strip()):
+        raise BadUserInput("returning a report needs a reason")
+    status = "ACCEPTED" if accept else "RETURNED"
+    reviewed = Submission(
+        **await conn.fetchrow(
+            f"UPDATE submission SET status = $2, reviewed_at = $3, reviewed_by = $4, return_reason = $5"
+            f" WHERE id = $1 RETURNING {SUBMISSION_COLUMNS}",
+            submission_id,
+            status,
+            now,
+            actor_name(actor),
+            None if accept else reason,
+        )
+    )
+    if accept:
+        revisions = await _publish(conn, actor, reviewed, now)
+        await append_entry(
+            conn,
+            actor,
+            "submission.accept",
+            f"submission:{submission_id}",
+            after={"revisions": revisions, "revision_digest": await revision_digest(conn, revisions)},
+            at=now,
+        )
+        await _notify(conn, "submission.accepted", reviewed)
+    else:
+        await append_entry(
+            conn, actor, "submission.return", f"submission:{submission_id}", after={"reason": reason}, at=now
+        )
+        await _notify(conn, "submission.returned", reviewed)
+    return reviewed
+
+
+async def reopen(conn: asyncpg.Connection, actor: Actor, returned: Submission, *, now: datetime) -> Submission:
+    """The next version of a returned report: a draft holding its values, same deadline."""
+    created = Submission(
+        **await conn.fetchrow(
+            _INSERT,
+            returned.regime_code,
+            returned.agency_code,
+            returned.unit_id,
+            returned.period,
+            returned.version + 1,
+            now,
+            actor_name(actor),
+            returned.deadline,
+        )
+    )
+    await conn.execute(
+        "INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value)"
+        " SELECT $1, indicator_code, unit_id, dims, value FROM submission_value WHERE submission_id = $2",
+        created.id,
+        returned.id,
+    )
+    await append_entry(
+        conn,
+        actor,
+        "submission.reopen",
+        f"submission:{created.id}",
+        after={"previous": returned.id, "version": created.version},
+        at=now,
+    )
+    return created
+
+
+async def _publish(conn: asyncpg.Connection, actor: Actor, submission: Submission, now: datetime) -> list[int]:
+    """The accepted values as new observation revisions, superseding any current value of each key."""
+    rows = await conn.fetch(
+        """
+        INSERT INTO observation_revision (indicator_code, unit_id, period, dims, value, status, submission_id,
+                                          previous_id, recorded_at, recorded_by, reason)
+        SELECT v.indicator_code, v.unit_id, $2, v.dims, v.value, r.observation_status, v.submission_id,
+               c.revision_id, $3, $4,
+               CASE WHEN c.revision_id IS NOT NULL THEN 'superseded by accepted submission ' || v.submission_id END
+        FROM submission_value v
+        JOIN submission s ON s.id = v.submission_id
+        JOIN regime r ON r.code = s.regime_code
+        LEFT JOIN observation_current c ON c.indicator_code = v.indicator_code AND c.unit_id = v.unit_id
+                                       AND c.period = $2 AND c.dims = v.dims
+        WHERE v.submission_id = $1
+        ORDER BY v.indicator_code, v.dims
+        RETURNING id
+        """,
+        submission.id,
+        submission.period,
+        now,
+        actor_name(actor),
+    )
+    return [r["id"] for r in rows]
+
+
+async def correct_value(
+    conn: asyncpg.Connection, actor: Actor, submission_id: int, cell: CellValue, reason: str, *, now: datetime
+) -> int:
+    """A correction after acceptance: a new revision with a reason; the earlier value stays in history."""
+    if not reason.strip():
+        raise BadUserInput("a correction needs a reason")
+    submission = await fetch_submission(conn, submission_id)
+    if submission is None or submission.agency_code != actor.agency:
+        raise Forbidden("you may correct only your own agency's reports")
+    if submission.status not in ("ACCEPTED", "LOCKED"):
+        raise Conflict("only accepted reports are corrected; change a draft directly")
+    if submission.status == "LOCKED":
+        raise Conflict("the report is locked")
+    current = await conn.fetchrow(
+        "SELECT revision_id, value FROM observation_current WHERE indicator_code = $1 AND unit_id = $2"
+        " AND period = $3 AND dims = $4 FOR UPDATE",
+        cell.indicator_code,
+        submission.unit_id,
+        submission.period,
+        cell.dims,
+    )
+    if current is None:
+        raise NotFound(f"{cell.indicator_code}[{cell.dims or 'total'}] has no value for {submission.period}")
+    revision = await conn.fetchval(
+        "INSERT INTO observation_revision (indicator_code, unit_id, period, dims, value, status, submission_id,"
+        " previous_id, recorded_at, recorded_by, reason)"
+        " SELECT $1, $2, $3, $4, $5, observation_status, $6, $7, $8, $9, $10 FROM regime r"
+        " JOIN submission s ON s.regime_code = r.code WHERE s.id = $6 RETURNING id",
+        cell.indicator_code,
+        submission.unit_id,
+        submission.period,
+        cell.dims,
+        cell.value,
+        submission_id,
+        current["revision_id"],
+        now,
+        actor_name(actor),
+        reason,
+    )
+    await append_entry(
+        conn,
+        actor,
+        "observation.correct",
+        f"submission:{submission_id}",
+        before={"value": current["value"], "revision": current["revision_id"]},
+        after={"revisions": [revision], "reason": reason, "revision_digest": await revision_digest(conn, [revision])},
+        at=now,
+    )
+    await conn.execute(
+        "SELECT pg_notify($1, $2)",
+        EVENT_CHANNEL,
+        f'{{"type":"observation.revised","revision":{revision},"submission":{submission_id}}}',
+    )
+    return int(revision)
+
+
+async def _own_draft(conn: asyncpg.Connection, actor: Actor, submission_id: int) -> Submission:
+    row = await conn.fetchrow(_SELECT_FOR_UPDATE, submission_id)
+    if row is None:
+        raise NotFound(f"there is no submission {submission_id}")
+    submission = Submission(**row)
+    if submission.agency_code != actor.agency:
+        raise Forbidden("you may act only for your own agency's reports")
+    if submission.status != "DRAFT":
+        raise Conflict(f"the report is {submission.status.lower()}; a submitted report cannot change")
+    return submission
+
+
+async def _notify(conn: asyncpg.Connection, kind: str, submission: Submission) -> None:
+    # Keys only: listeners read the rest under their own grants (issue: live updates).
+    payload = (
+        f'{{"type":"{kind}","submission":{submission.id},"regime":"{submission.regime_code}",'
+        f'"period":"{submission.period}","agency":"{submission.agency_code}","unit":{submission.unit_id}}}'
+    )
+    await conn.execute("SELECT pg_notify($1, $2)", EVENT_CHANNEL, payload)

@@ -1,0 +1,154 @@
+"""The Mutation root: the reporting workflow. Every mutation takes an idempotency key.
+
+Scopes are checked before anything is read or written: a read-only token gets FORBIDDEN and
+nothing changes. The agency a client acts for is the one its token names, never an argument.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated, Any
+
+import strawberry
+
+from resolvers import submissions as workflow
+from resolvers.errors import BadUserInput, Forbidden
+from resolvers.idempotency import idempotent
+from schema.context import Info
+from schema.reports import Problem, Submission, actor_of, visible_submission
+from schema.scalars import DecimalValue, Period
+
+Key = Annotated[
+    str,
+    strawberry.argument(
+        description="A client-chosen key (e.g. a UUID): a retry with the same key "
+        "and input returns the first result; other input is a CONFLICT."
+    ),
+]
+
+
+@strawberry.input(description="One cell of a report.")
+class CellInput:
+    indicator: str
+    disaggregation: str = ""
+    value: DecimalValue  # type: ignore[valid-type]
+
+
+@strawberry.enum
+class ReviewDecision(Enum):
+    ACCEPT = "ACCEPT"
+    RETURN = "RETURN"
+
+
+@strawberry.type(description="The outcome of saving values: the draft, and the cells refused with why.")
+class SaveValuesResult:
+    submission: Submission
+    problems: list[Problem]
+
+
+def _require(info: Info, scope: str) -> None:
+    principal = info.context.principal
+    if not principal.has_scope(scope) or principal.agency_code is None or principal.client_id is None:
+        raise Forbidden(f"this needs the {scope} scope, on a token of an agency's client")
+
+
+async def _run(info: Info, key: str, operation: str, request: dict[str, Any], change: Any) -> dict[str, Any]:
+    client = info.context.principal.client_id
+    assert client is not None
+    return await idempotent(info.context.db, client, key, operation, request, change)
+
+
+async def _submission(info: Info, result: dict[str, Any]) -> Submission:
+    return Submission.of(await visible_submission(info, int(result["submission"])))
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Open (or get) your agency's draft for a regime and period.")
+    async def open_draft(self, info: Info, regime: str, period: Period, idempotency_key: Key) -> Submission | None:  # type: ignore[valid-type]
+        _require(info, "reports:submit")
+        actor, now = actor_of(info), info.context.clock()
+
+        async def change(conn: Any) -> dict[str, Any]:
+            return {"submission": (await workflow.open_draft(conn, actor, regime=regime, period=period, now=now)).id}
+
+        return await _submission(
+            info, await _run(info, idempotency_key, "openDraft", {"regime": regime, "period": period}, change)
+        )
+
+    @strawberry.mutation(description="Save cells of a draft (exact decimals); cells outside the form are refused.")
+    async def save_values(
+        self, info: Info, submission_id: int, values: list[CellInput], idempotency_key: Key
+    ) -> SaveValuesResult | None:
+        _require(info, "reports:submit")
+        if len(values) > 50_000:
+            raise BadUserInput("save at most 50,000 cells at once")
+        cells = [workflow.CellValue(v.indicator, v.disaggregation, Decimal(v.value)) for v in values]
+        actor, now = actor_of(info), info.context.clock()
+
+        async def change(conn: Any) -> dict[str, Any]:
+            _, problems = await workflow.save_values(conn, actor, submission_id, cells, now=now)
+            return {
+                "submission": submission_id,
+                "problems": [[p.indicator_code, p.dims, p.message, p.severity] for p in problems],
+            }
+
+        request = {"submission": submission_id, "values": [[c.indicator_code, c.dims, c.value] for c in cells]}
+        result = await _run(info, idempotency_key, "saveValues", request, change)
+        problems = [Problem(indicator=i, disaggregation=d, message=m, severity=s) for i, d, m, s in result["problems"]]
+        return SaveValuesResult(submission=await _submission(info, result), problems=problems)
+
+    @strawberry.mutation(description="Submit a draft: the server records submittedAt and whether it was on time.")
+    async def submit_report(self, info: Info, submission_id: int, idempotency_key: Key) -> Submission | None:
+        _require(info, "reports:submit")
+        actor, now = actor_of(info), info.context.clock()
+
+        async def change(conn: Any) -> dict[str, Any]:
+            return {"submission": (await workflow.submit(conn, actor, submission_id, now=now)).id}
+
+        return await _submission(
+            info, await _run(info, idempotency_key, "submitReport", {"submission": submission_id}, change)
+        )
+
+    @strawberry.mutation(
+        description="Accept (values become current observations) or return with a reason (a new draft version opens)."
+    )
+    async def review_report(
+        self, info: Info, submission_id: int, decision: ReviewDecision, idempotency_key: Key, reason: str | None = None
+    ) -> Submission | None:
+        _require(info, "reports:review")
+        actor, now = actor_of(info), info.context.clock()
+        accept = decision is ReviewDecision.ACCEPT
+
+        async def change(conn: Any) -> dict[str, Any]:
+            reviewed = await workflow.review(conn, actor, submission_id, accept=accept, reason=reason, now=now)
+            if not accept:
+                # Returning reopens the report as a new version, a draft for the reporting agency.
+                await workflow.reopen(conn, actor, reviewed, now=now)
+            return {"submission": reviewed.id}
+
+        request = {"submission": submission_id, "decision": decision.value, "reason": reason}
+        return await _submission(info, await _run(info, idempotency_key, "reviewReport", request, change))
+
+    @strawberry.mutation(
+        description="Correct a value of an accepted report: a new revision with a reason; the "
+        "earlier value stays in its history."
+    )
+    async def correct_value(
+        self, info: Info, submission_id: int, cell: CellInput, reason: str, idempotency_key: Key
+    ) -> Submission | None:
+        _require(info, "reports:submit")
+        actor, now = actor_of(info), info.context.clock()
+        value = workflow.CellValue(cell.indicator, cell.disaggregation, Decimal(cell.value))
+
+        async def change(conn: Any) -> dict[str, Any]:
+            revision = await workflow.correct_value(conn, actor, submission_id, value, reason, now=now)
+            return {"submission": submission_id, "revision": revision}
+
+        request = {
+            "submission": submission_id,
+            "cell": [value.indicator_code, value.dims, value.value],
+            "reason": reason,
+        }
+        return await _submission(info, await _run(info, idempotency_key, "correctValue", request, change))

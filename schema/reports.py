@@ -1,0 +1,263 @@
+"""Reports in GraphQL: submissions, their workflow mutations, timeliness, value and audit history."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import strawberry
+from strawberry.scalars import JSON
+
+from resolvers import reports as report_rows
+from resolvers import submissions as workflow
+from resolvers.audit import Actor
+from resolvers.errors import Forbidden, NotFound
+from schema.catalogue import AdministrativeUnit, Agency, Regime, load_unit
+from schema.context import Info
+from schema.relay import Node, global_id
+from schema.scalars import DecimalValue, Period
+
+
+@strawberry.enum(description="DRAFT -> SUBMITTED -> ACCEPTED (-> LOCKED), or SUBMITTED -> RETURNED -> a new DRAFT.")
+class SubmissionStatus(Enum):
+    DRAFT = "DRAFT"
+    SUBMITTED = "SUBMITTED"
+    RETURNED = "RETURNED"
+    ACCEPTED = "ACCEPTED"
+    LOCKED = "LOCKED"
+
+
+@strawberry.enum(description="ON_TIME or LATE once submitted; before that PENDING, or OVERDUE after the deadline.")
+class TimelinessState(Enum):
+    ON_TIME = "ON_TIME"
+    LATE = "LATE"
+    PENDING = "PENDING"
+    OVERDUE = "OVERDUE"
+
+
+@strawberry.type
+class SubmissionValue:
+    indicator: str
+    disaggregation: str
+    value: DecimalValue  # type: ignore[valid-type]
+
+
+@strawberry.type(description="A problem of a report, with the cell it concerns.")
+class Problem:
+    indicator: str
+    disaggregation: str
+    message: str
+    severity: str = strawberry.field(description="ERROR blocks submission; WARNING does not.")
+
+
+@strawberry.type(description="One report: a regime x reporting agency x period, in one version.")
+class Submission(Node):
+    submission_id: int
+    period: Period  # type: ignore[valid-type]
+    version: int
+    status: SubmissionStatus
+    created_at: datetime
+    created_by: str
+    deadline: datetime
+    submitted_at: datetime | None = strawberry.field(description="Set by the server when submitted.")
+    on_time: bool | None = strawberry.field(description="submittedAt <= deadline; null until submitted.")
+    reviewed_at: datetime | None
+    reviewed_by: str | None
+    return_reason: str | None
+    _row: strawberry.Private[workflow.Submission]
+
+    @classmethod
+    def of(cls, s: workflow.Submission) -> Submission:
+        return cls(
+            id=global_id("Submission", s.id),
+            submission_id=s.id,
+            period=s.period,
+            version=s.version,
+            status=SubmissionStatus(s.status),
+            created_at=s.created_at,
+            created_by=s.created_by,
+            deadline=s.deadline,
+            submitted_at=s.submitted_at,
+            on_time=s.on_time,
+            reviewed_at=s.reviewed_at,
+            reviewed_by=s.reviewed_by,
+            return_reason=s.return_reason,
+            _row=s,
+        )
+
+    @strawberry.field
+    async def regime(self, info: Info) -> Regime:
+        row = await info.context.loaders.regime_by_code.load(self._row.regime_code)
+        assert row is not None
+        return Regime.of(row)
+
+    @strawberry.field
+    async def agency(self, info: Info) -> Agency:
+        row = await info.context.loaders.agency_by_code.load(self._row.agency_code)
+        assert row is not None
+        return Agency.of(row)
+
+    @strawberry.field
+    async def unit(self, info: Info) -> AdministrativeUnit:
+        unit = await load_unit(info, self._row.unit_id)
+        assert unit is not None
+        return unit
+
+    @strawberry.field
+    async def values(self, info: Info) -> list[SubmissionValue]:
+        return [
+            SubmissionValue(indicator=v.indicator_code, disaggregation=v.dims, value=v.value)
+            for v in await workflow.fetch_values(info.context.db, self._row.id)
+        ]
+
+    @strawberry.field(description="Every version of this report, oldest first.")
+    async def versions(self, info: Info) -> list[Submission]:
+        return [Submission.of(s) for s in await report_rows.list_versions(info.context.db, self._row)]
+
+    @strawberry.field(description="Validation problems of the current values.")
+    async def problems(self, info: Info) -> list[Problem]:
+        return [_problem(p) for p in await workflow.validate(info.context.db, self._row.id)]
+
+
+def _problem(p: Any) -> Problem:
+    return Problem(indicator=p.indicator_code, disaggregation=p.dims, message=p.message, severity=p.severity)
+
+
+@strawberry.type(description="One expected report of a regime and period.")
+class ExpectedReport:
+    agency_code: str
+    deadline: datetime
+    state: TimelinessState
+    submitted_at: datetime | None
+    submission_id: int | None
+
+
+@strawberry.type(description="Timeliness and completeness of a regime's reports for one period.")
+class Timeliness:
+    regime: str
+    period: Period  # type: ignore[valid-type]
+    expected: int
+    submitted: int
+    on_time: int
+    late: int
+    missing: int
+    submitted_rate: float
+    on_time_rate: float
+    reports: list[ExpectedReport]
+
+
+@strawberry.type(description="One revision of a value: who, when, why.")
+class Revision:
+    revision_id: int
+    value: DecimalValue  # type: ignore[valid-type]
+    status: str
+    recorded_at: datetime
+    recorded_by: str
+    reason: str | None
+    submission_id: int | None
+    source: str | None
+    current: bool
+
+
+@strawberry.type(description="One entry of the append-only, hash-chained audit log.")
+class AuditEntry:
+    @classmethod
+    def of(cls, a: report_rows.AuditRecord) -> AuditEntry:
+        return audit_entry_of(a)
+
+    seq: int
+    occurred_at: datetime
+    actor_agency: str | None
+    actor_client: str | None
+    actor_user: str | None
+    action: str
+    subject: str
+    before: JSON | None
+    after: JSON | None
+    request_id: str | None
+    hash: str
+
+
+def actor_of(info: Info) -> Actor:
+    p = info.context.principal
+    return Actor(agency=p.agency_code, client=p.client_id, user=p.user, request_id=info.context.request_id)
+
+
+def visibility(info: Info) -> report_rows.Visibility:
+    p = info.context.principal
+    everything = p.has_scope("admin") or p.has_scope("audit:read")
+    if not (everything or p.has_scope("reports:submit") or p.has_scope("reports:review")):
+        raise Forbidden("reading reports needs reports:submit, reports:review, audit:read or admin")
+    return report_rows.Visibility(agency=p.agency_code, everything=everything)
+
+
+def timeliness_of(regime: str, period: str, rows: list[report_rows.Timeliness]) -> Timeliness:
+    expected = len(rows)
+    on_time = sum(r.state == "ON_TIME" for r in rows)
+    late = sum(r.state == "LATE" for r in rows)
+    submitted = on_time + late
+    return Timeliness(
+        regime=regime,
+        period=period,
+        expected=expected,
+        submitted=submitted,
+        on_time=on_time,
+        late=late,
+        missing=expected - submitted,
+        submitted_rate=submitted / expected if expected else 0.0,
+        on_time_rate=on_time / expected if expected else 0.0,
+        reports=[
+            ExpectedReport(
+                agency_code=r.agency_code,
+                deadline=r.deadline,
+                state=TimelinessState(r.state),
+                submitted_at=r.submitted_at,
+                submission_id=r.submission_id,
+            )
+            for r in rows
+        ],
+    )
+
+
+async def visible_submission(info: Info, submission_id: int) -> workflow.Submission:
+    row = await workflow.fetch_submission(info.context.db, submission_id)
+    if row is None:
+        raise NotFound(f"there is no submission {submission_id}")
+    receiving = await info.context.db.fetchval("SELECT receiving_agency FROM regime WHERE code = $1", row.regime_code)
+    if not report_rows.may_see(visibility(info), row, receiving):
+        raise Forbidden("this report belongs to another agency")
+    return row
+
+
+def revision_of(r: report_rows.Revision) -> Revision:
+    return Revision(
+        revision_id=r.id,
+        value=r.value,
+        status=r.status,
+        recorded_at=r.recorded_at,
+        recorded_by=r.recorded_by,
+        reason=r.reason,
+        submission_id=r.submission_id,
+        source=r.source,
+        current=r.current,
+    )
+
+
+def audit_entry_of(a: report_rows.AuditRecord) -> AuditEntry:
+    return AuditEntry(
+        seq=a.seq,
+        occurred_at=a.occurred_at,
+        actor_agency=a.actor_agency,
+        actor_client=a.actor_client,
+        actor_user=a.actor_user,
+        action=a.action,
+        subject=a.subject,
+        before=a.before,
+        after=a.after,
+        request_id=a.request_id,
+        hash=bytes(a.hash).hex(),
+    )
+
+
+__all__ = ["AdministrativeUnit", "AuditEntry", "Problem", "Revision", "Submission", "Timeliness"]
