@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from hub.cli_audit import AuditFailure, add_audit_commands
 from hub.cli_auth import EXPECTED_AUTH_ERRORS, add_auth_commands
 from hub.database import DatabaseUnreachable, connect
 from hub.demo.load import DemoScaleMismatch
@@ -28,6 +29,7 @@ EXPECTED_ERRORS = (
     EmbeddedStartError,
     DemoScaleMismatch,
     *EXPECTED_AUTH_ERRORS,
+    AuditFailure,
 )
 
 
@@ -104,6 +106,7 @@ def _build_parser() -> argparse.ArgumentParser:
     load.set_defaults(run=_demo_load)
     demo.set_defaults(run=lambda settings, args: demo.print_help() or 2)
     add_auth_commands(commands, _with_database)
+    add_audit_commands(commands, _with_database)
     return parser
 
 
