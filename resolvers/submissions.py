@@ -7,12 +7,14 @@ clock, and whether a report was on time follows from it and the regime's deadlin
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
 import asyncpg
+import orjson
 
 from resolvers.audit import Actor, append_entry, revision_digest
 from resolvers.deadlines import Rule, schedule
@@ -47,6 +49,7 @@ class CellValue:
     indicator_code: str
     dims: str
     value: Decimal
+    unit_code: str | None = None  # None: the report's own unit; else that unit or one directly below it
 
 
 SUBMISSION_COLUMNS = """id, regime_code, agency_code, unit_id, period, version, status, created_at, created_by,
@@ -71,8 +74,16 @@ INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, valu
 ON CONFLICT (submission_id, indicator_code, unit_id, dims) DO UPDATE SET value = EXCLUDED.value
 """
 _SELECT_VALUES = """
-SELECT indicator_code, dims, value FROM submission_value WHERE submission_id = $1 ORDER BY indicator_code, dims
+SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code
+FROM submission_value v JOIN admin_unit u ON u.id = v.unit_id
+WHERE v.submission_id = $1 ORDER BY u.code, v.indicator_code, v.dims
 """
+# The report's own unit and the units directly below it in force at the period's end.
+_SELECT_REPORT_UNITS = """
+SELECT id, code FROM admin_unit
+WHERE (id = $1 OR parent_id = $1) AND valid_from <= period_end($2) AND (valid_to IS NULL OR valid_to >= period_end($2))
+"""
+_AUDIT_CELLS_IN_FULL = 200  # larger saves record a count and a digest instead of every cell
 
 
 def actor_name(actor: Actor) -> str:
@@ -146,21 +157,36 @@ async def save_values(
             "SELECT indicator_code, dims FROM regime_item WHERE regime_code = $1", submission.regime_code
         )
     }
+    units = {r["code"]: r["id"] for r in await conn.fetch(_SELECT_REPORT_UNITS, submission.unit_id, submission.period)}
+    own = next(code for code, unit_id in units.items() if unit_id == submission.unit_id)
     problems = [
         Problem(v.indicator_code, v.dims, f"not a cell of the {submission.regime_code} form", "ERROR")
         for v in values
         if (v.indicator_code, v.dims) not in form
+    ] + [
+        Problem(
+            v.indicator_code, v.dims, f"unit {v.unit_code} is neither the report's unit nor directly below it", "ERROR"
+        )
+        for v in values
+        if v.unit_code is not None and v.unit_code not in units
     ]
     if problems:
         return submission, problems
-    before = {f"{v.indicator_code}|{v.dims}": v.value for v in await fetch_values(conn, submission_id)}
-    await conn.executemany(
-        _UPSERT_VALUE, [(submission_id, v.indicator_code, submission.unit_id, v.dims, v.value) for v in values]
-    )
-    changed = {
-        f"{v.indicator_code}|{v.dims}": v.value for v in values if before.get(f"{v.indicator_code}|{v.dims}") != v.value
-    }
-    if changed:
+    before = {_cell_key(v, own): v.value for v in await fetch_values(conn, submission_id)}
+    rows = [(submission_id, v.indicator_code, units[v.unit_code or own], v.dims, v.value) for v in values]
+    await conn.executemany(_UPSERT_VALUE, rows)
+    changed = {_cell_key(v, own): v.value for v in values if before.get(_cell_key(v, own)) != v.value}
+    if len(changed) > _AUDIT_CELLS_IN_FULL:
+        digest = hashlib.sha256(orjson.dumps(sorted([k, str(v)] for k, v in changed.items()))).hexdigest()
+        await append_entry(
+            conn,
+            actor,
+            "submission.values",
+            f"submission:{submission_id}",
+            after={"cells": len(changed), "digest": digest},
+            at=now,
+        )
+    elif changed:
         await append_entry(
             conn,
             actor,
@@ -171,6 +197,10 @@ async def save_values(
             at=now,
         )
     return submission, []
+
+
+def _cell_key(cell: CellValue, own_unit: str) -> str:
+    return f"{cell.unit_code or own_unit}|{cell.indicator_code}|{cell.dims}"
 
 
 async def validate(conn: asyncpg.Connection | asyncpg.Pool, submission_id: int) -> list[Problem]:

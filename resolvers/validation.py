@@ -33,6 +33,7 @@ FROM regime_item ri
 JOIN regime r ON r.code = ri.regime_code
 JOIN indicator i ON i.code = ri.indicator_code
 LEFT JOIN submission_value v ON v.submission_id = $1 AND v.indicator_code = ri.indicator_code AND v.dims = ri.dims
+      AND v.unit_id = $2
 LEFT JOIN observation_current prev ON prev.indicator_code = ri.indicator_code AND prev.unit_id = $2
       AND prev.period = $3 AND prev.dims = ri.dims
 WHERE ri.regime_code = $4

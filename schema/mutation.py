@@ -31,8 +31,13 @@ Key = Annotated[
 @strawberry.input(description="One cell of a report.")
 class CellInput:
     indicator: str
-    disaggregation: str = ""
     value: DecimalValue  # type: ignore[valid-type]
+    disaggregation: str = ""
+    unit: str | None = strawberry.field(
+        default=None,
+        description="The report's own unit when omitted; "
+        "else a unit directly below it (a commune of a province's report).",
+    )
 
 
 @strawberry.enum
@@ -84,7 +89,7 @@ class Mutation:
         _require(info, "reports:submit")
         if len(values) > 50_000:
             raise BadUserInput("save at most 50,000 cells at once")
-        cells = [workflow.CellValue(v.indicator, v.disaggregation, Decimal(v.value)) for v in values]
+        cells = [workflow.CellValue(v.indicator, v.disaggregation, Decimal(v.value), v.unit) for v in values]
         actor, now = actor_of(info), info.context.clock()
 
         async def change(conn: Any) -> dict[str, Any]:
@@ -94,7 +99,10 @@ class Mutation:
                 "problems": [[p.indicator_code, p.dims, p.message, p.severity] for p in problems],
             }
 
-        request = {"submission": submission_id, "values": [[c.indicator_code, c.dims, c.value] for c in cells]}
+        request = {
+            "submission": submission_id,
+            "values": [[c.unit_code, c.indicator_code, c.dims, c.value] for c in cells],
+        }
         result = await _run(info, idempotency_key, "saveValues", request, change)
         problems = [Problem(indicator=i, disaggregation=d, message=m, severity=s) for i, d, m, s in result["problems"]]
         return SaveValuesResult(submission=await _submission(info, result), problems=problems)

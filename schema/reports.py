@@ -38,6 +38,7 @@ class TimelinessState(Enum):
 
 @strawberry.type
 class SubmissionValue:
+    unit: str
     indicator: str
     disaggregation: str
     value: DecimalValue  # type: ignore[valid-type]
@@ -107,7 +108,7 @@ class Submission(Node):
     @strawberry.field
     async def values(self, info: Info) -> list[SubmissionValue]:
         return [
-            SubmissionValue(indicator=v.indicator_code, disaggregation=v.dims, value=v.value)
+            SubmissionValue(unit=v.unit_code or "", indicator=v.indicator_code, disaggregation=v.dims, value=v.value)
             for v in await workflow.fetch_values(info.context.db, self._row.id)
         ]
 
