@@ -20,6 +20,7 @@ from auth.keys import KeyStore
 from auth.principal import Principal
 from auth.resource import Authenticator
 from auth.server import AuthorizationServer, ServerSettings
+from hub.bulk_http import upload_values
 from hub.database import create_pool
 from hub.graphql_http import GraphQLEndpoint
 from hub.migrate import MigrationError, pending_migrations
@@ -78,6 +79,8 @@ def create_app(
     async def bearer(request: Request) -> Principal:
         return await request.state.hub.authenticator.principal(request.headers.get("authorization"))
 
+    # The server's clock: submittedAt and timeliness come from it; tests pass one they can set.
+    server_clock = clock or (lambda: datetime.now(UTC))
     # Built once: validation rules and caches live as long as the app.
     executor = Executor(
         Limits(settings.max_depth, settings.max_aliases, settings.max_directives, settings.max_string_length),
@@ -93,16 +96,19 @@ def create_app(
         introspection=settings.introspection,
         suggestions=settings.suggestions,
         graphiql=_graphiql_page(settings),
-        clock=clock or (lambda: datetime.now(UTC)),
+        clock=server_clock,
     )
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql.handle, methods=["GET", "POST"]),
         *_oauth_routes(),
+        Route("/reports/{submission_id:int}/values", upload_values, methods=["PUT"]),
         *_graphiql_routes(settings),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.clock = server_clock
+    return app
 
 
 def _oauth_routes() -> list[Route]:

@@ -12,6 +12,14 @@ Wiring, in the app factory (when ``settings.graphiql`` is true)::
     routes += graphiql_routes(settings)
     # and in the GET /graphql handler, when the Accept header prefers text/html:
     return graphiql_page(request, settings)
+
+Sign-in (``graphiql-init.js``): the page's "Sign in" control runs the OAuth 2 authorization code
+flow with PKCE (S256) as the public client :data:`auth.graphiql_client.GRAPHIQL_CLIENT_ID`, whose
+one registered redirect URI is ``settings.issuer_url + "/graphql"``. The script builds its redirect
+URI from the page's own origin and refuses to start when the metadata's issuer is another origin,
+so the page must be opened at the issuer's address. The authorization server redirects back to
+``/graphql?code=…&state=…&iss=…``; ``hub.graphql_http`` serves this page for that request too,
+because a browser GET that accepts HTML and has no ``query`` parameter gets GraphiQL.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from auth.graphiql_client import GRAPHIQL_CLIENT_ID
 from hub.settings import ConfigError, Settings
 
 GRAPHQL_PATH = "/graphql"
@@ -117,11 +126,16 @@ def graphiql_routes(settings: Settings) -> list[Route]:
     ]
 
 
-def graphiql_page(request: Request, settings: Settings) -> HTMLResponse:
-    """The GraphiQL page, with its Content-Security-Policy; for GET /graphql when Accept prefers HTML."""
+def graphiql_page(request: Request, settings: Settings, *, subscriptions: bool = False) -> HTMLResponse:
+    """The GraphiQL page, with its Content-Security-Policy; for GET /graphql when Accept prefers HTML.
+
+    ``subscriptions``: the hub accepts graphql-transport-ws on /graphql, so the page tells GraphiQL
+    to run subscription operations over a WebSocket (with the signed-in token in connection_init).
+    The hub has no subscriptions yet (issue 7); the app factory passes True once it has.
+    """
     manifest = load_manifest(settings.assets_dir)
     nonce = secrets.token_urlsafe(18)
-    body = _render(manifest, nonce)
+    body = _render(manifest, nonce, subscriptions=subscriptions)
     headers = {
         "Content-Security-Policy": content_security_policy(nonce),
         "X-Content-Type-Options": "nosniff",
@@ -147,7 +161,10 @@ def content_security_policy(style_nonce: str) -> str:
       the nonce that graphiql-init.js hands over. Known, harmless refusal: a Markdown table's
       ``style="text-align:…"`` in a schema description loses its alignment.
     - fonts: GraphiQL's CSS embeds its fonts as data: URLs; img-src data: for its inline SVG images.
-    - connect-src 'self': the fetcher talks to /graphql on this origin only.
+    - connect-src 'self': the fetcher talks to /graphql on this origin only, and sign-in to the
+      same origin's /.well-known/oauth-authorization-server, /oauth/token and /oauth/revoke (the
+      authorization page itself is a navigation, which connect-src does not govern). In CSP Level 3
+      'self' also matches ws: and wss: on this host and port, for subscriptions.
     """
     directives = (
         "default-src 'none'",
@@ -205,7 +222,7 @@ _PAGE = """\
 {scripts}
 </head>
 <body>
-<div id="graphiql" data-endpoint="{endpoint}" data-default-query="{query}">
+<div id="graphiql" data-endpoint="{endpoint}" data-client-id="{client_id}"{subscriptions} data-default-query="{query}">
 <p class="graphiql-hub-loading">Loading GraphiQL…</p>
 <noscript><p class="graphiql-hub-loading">GraphiQL needs JavaScript.</p></noscript>
 </div>
@@ -214,7 +231,7 @@ _PAGE = """\
 """
 
 
-def _render(manifest: Manifest, nonce: str) -> str:
+def _render(manifest: Manifest, nonce: str, *, subscriptions: bool = False) -> str:
     esc = functools.partial(html.escape, quote=True)
     styles = "\n".join(f'<link rel="stylesheet" href="{esc(url)}">' for url in manifest.urls(CSS))
     # defer: run in document order once the page is parsed, so #graphiql exists for the init script.
@@ -224,5 +241,8 @@ def _render(manifest: Manifest, nonce: str) -> str:
         styles=styles,
         scripts=scripts,
         endpoint=esc(GRAPHQL_PATH),
+        client_id=esc(GRAPHIQL_CLIENT_ID),
+        # A path on this origin; the script turns it into the ws:// or wss:// URL.
+        subscriptions=f' data-subscription-endpoint="{esc(GRAPHQL_PATH)}"' if subscriptions else "",
         query=esc(DEFAULT_QUERY),
     )

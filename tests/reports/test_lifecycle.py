@@ -206,3 +206,37 @@ async def test_the_chain_verifies_after_all_of_it(pool) -> None:
         result = await verify_chain(conn)
     assert result.problem is None and result.entries > 10
     assert datetime.now(UTC)  # the chain covers demo loads and the workflow above
+
+
+async def test_bulk_csv_and_sdmx_csv_fill_a_draft_all_or_nothing(gql, token_for, clock, report_hub, pool) -> None:
+    import httpx
+
+    province = await token_for("UBND_24", "reports:submit")
+    clock.now = datetime(2026, 11, 16, 9, 0, tzinfo=VN)
+    opened = (await gql(province, OPEN, r="BC_KTXH_THANG", p="2026-M11", k=key()))["data"]["openDraft"]
+    url = f"{report_hub}/reports/{opened['submissionId']}/values"
+    headers = {"Authorization": f"Bearer {province}", "Content-Type": "text/csv"}
+    bad = "indicator,disaggregation,value\nRETAIL,,12.5\nNOPE_X,,1\nBUDGET_REV,,abc\n"
+    async with httpx.AsyncClient() as http:
+        refused = await http.put(url, content=bad, headers=headers | {"Idempotency-Key": key()})
+        assert refused.status_code == 422
+        assert [e["row"] for e in refused.json()["errors"]] == [4]  # the parser's error; NOPE_X is a form error
+        good = "indicator,disaggregation,value\n" + "".join(f"{c},,{i + 1}.5\n" for i, c in enumerate(MONTHLY_CELLS))
+        saved = await http.put(url, content=good, headers=headers | {"Idempotency-Key": key()})
+        assert saved.status_code == 200 and saved.json()["saved"] == 7
+        form_error = await http.put(
+            url, content="indicator,disaggregation,value\nGDP_CUR,,1\n", headers=headers | {"Idempotency-Key": key()}
+        )
+        assert form_error.status_code == 422 and form_error.json()["errors"][0]["row"] == 2
+        sdmx = "DATAFLOW,INDICATOR,REF_AREA,TIME_PERIOD,OBS_VALUE\nVN:BC_KTXH_THANG(1.0),RETAIL,24,2026-M11,99.25\n"
+        replaced = await http.put(
+            url,
+            content=sdmx,
+            headers=headers | {"Content-Type": "application/vnd.sdmx.data+csv", "Idempotency-Key": key()},
+        )
+        assert replaced.status_code == 200, replaced.text
+    values = await pool.fetch(
+        "SELECT indicator_code, value FROM submission_value WHERE submission_id = $1", opened["submissionId"]
+    )
+    stored = {r["indicator_code"]: r["value"] for r in values}
+    assert stored["RETAIL"] == Decimal("99.25") and stored["BUDGET_REV"] == Decimal("2.5") and len(stored) == 7
