@@ -259,7 +259,8 @@ class AuthorizationServer:
         )
 
     async def jwks(self, request: Request) -> Response:
-        keys = await self._keys.keys()
+        # Read fresh: another process may have rotated a minute ago and signs with the new key already.
+        keys = await self._keys.keys(refresh=True)
         if not keys.jwks()["keys"]:
             await self._keys.signing_key()  # first start: make the first key
             keys = await self._keys.keys(refresh=True)

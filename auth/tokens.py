@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import ECKey
 
 from auth.keys import ALGORITHM, KeyStore
@@ -88,7 +88,7 @@ async def _key_for(header: dict[str, Any], store: KeyStore) -> ECKey:
         keys = await store.keys(refresh=refresh)
         try:
             key = keys.public.get_by_kid(kid)
-        except (ValueError, KeyError):
+        except (InvalidKeyIdError, ValueError, KeyError):
             continue
         assert isinstance(key, ECKey)
         return key

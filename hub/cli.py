@@ -16,6 +16,7 @@ from typing import Any
 
 from hub.cli_audit import AuditFailure, add_audit_commands
 from hub.cli_auth import EXPECTED_AUTH_ERRORS, add_auth_commands
+from hub.cli_regimes import RegimeFileError, add_regime_commands
 from hub.database import DatabaseUnreachable, connect
 from hub.demo.load import DemoScaleMismatch
 from hub.embedded import EmbeddedStartError, database_url
@@ -30,6 +31,7 @@ EXPECTED_ERRORS = (
     DemoScaleMismatch,
     *EXPECTED_AUTH_ERRORS,
     AuditFailure,
+    RegimeFileError,
 )
 
 
@@ -107,6 +109,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(run=lambda settings, args: demo.print_help() or 2)
     add_auth_commands(commands, _with_database)
     add_audit_commands(commands, _with_database)
+    add_regime_commands(commands, _with_database)
     return parser
 
 

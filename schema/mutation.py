@@ -6,6 +6,7 @@ nothing changes. The agency a client acts for is the one its token names, never 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any
@@ -15,6 +16,8 @@ import strawberry
 from resolvers import submissions as workflow
 from resolvers.errors import BadUserInput, Forbidden
 from resolvers.idempotency import idempotent
+from resolvers.regime_admin import ItemSpec, RegimeSpec, upsert_regime
+from schema.catalogue import Regime
 from schema.context import Info
 from schema.reports import Problem, Submission, actor_of, visible_submission
 from schema.scalars import DecimalValue, Period
@@ -38,6 +41,36 @@ class CellInput:
         description="The report's own unit when omitted; "
         "else a unit directly below it (a commune of a province's report).",
     )
+
+
+@strawberry.input(description="A cell of a regime's form.")
+class RegimeItemInput:
+    indicator: str
+    disaggregation: str = ""
+    required: bool = True
+    min_value: DecimalValue | None = None  # type: ignore[valid-type]
+    max_value: DecimalValue | None = None  # type: ignore[valid-type]
+
+
+@strawberry.input(description="A whole reporting regime; an existing one with this code is replaced.")
+class RegimeInput:
+    code: str
+    name_vi: str
+    name_en: str
+    legal_basis: str
+    issuing_agency: str
+    receiving_agency: str
+    frequency: str = strawberry.field(description="M, Q, S or A.")
+    deadline_rule: str = strawberry.field(
+        description="DAYS_AFTER_CUTOFF, WORKING_DAYS_AFTER_CUTOFF or DAY_OF_NEXT_MONTH."
+    )
+    deadline_value: int
+    reporters: list[str] = strawberry.field(description='Agency codes, or ["PROVINCES"].')
+    items: list[RegimeItemInput]
+    cutoff_start_day: int = 15
+    cutoff_end_day: int = 14
+    observation_status: str = "OFFICIAL"
+    jump_threshold: DecimalValue | None = None  # type: ignore[valid-type]
 
 
 @strawberry.enum
@@ -160,3 +193,32 @@ class Mutation:
             "reason": reason,
         }
         return await _submission(info, await _run(info, idempotency_key, "correctValue", request, change))
+
+    @strawberry.mutation(description="Create or replace a reporting regime (admin).")
+    async def upsert_regime(self, info: Info, input: RegimeInput, idempotency_key: Key) -> Regime | None:
+        _require(info, "admin")
+        actor, now = actor_of(info), info.context.clock()
+        spec = RegimeSpec(
+            code=input.code,
+            name_vi=input.name_vi,
+            name_en=input.name_en,
+            legal_basis=input.legal_basis,
+            issuing_agency=input.issuing_agency,
+            receiving_agency=input.receiving_agency,
+            frequency=input.frequency,
+            deadline_rule=input.deadline_rule,
+            deadline_value=input.deadline_value,
+            reporters=list(input.reporters),
+            items=[ItemSpec(i.indicator, i.disaggregation, i.required, i.min_value, i.max_value) for i in input.items],
+            cutoff_start_day=input.cutoff_start_day,
+            cutoff_end_day=input.cutoff_end_day,
+            observation_status=input.observation_status,
+            jump_threshold=input.jump_threshold,
+        )
+
+        async def change(conn: Any) -> dict[str, Any]:
+            return {"regime": spec.code, "action": await upsert_regime(conn, actor, spec, now=now)}
+
+        result = await _run(info, idempotency_key, "upsertRegime", {"regime": asdict(spec)}, change)
+        row = await info.context.loaders.regime_by_code.load(result["regime"])
+        return Regime.of(row) if row else None

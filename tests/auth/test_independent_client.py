@@ -5,7 +5,6 @@ rotation. The hub's modules are used only to register the client, start servers 
 from __future__ import annotations
 
 import httpx
-import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
@@ -72,14 +71,6 @@ async def test_developer_client_verifies_tokens_across_a_key_rotation(
         assert first_kid in {key["kid"] for key in refreshed["keys"]}
 
 
-STALE_JWKS = (
-    "auth/server.py:261-266 serves the JWKS from KeyStore's process cache (auth/keys.py:68-73, up to 60 s "
-    "old), while a process that loads after rotate_key signs with the new key at once: right after a "
-    "rotation the issuer's jwks_uri does not publish the key of tokens another hub process hands out"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=STALE_JWKS)
 async def test_every_token_verifies_against_the_published_jwks_right_after_rotation(
     database_url: str, register
 ) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-import pytest
 
 from auth.clients import create_client, disable_client
 from auth.keys import rotate_key
@@ -263,13 +262,6 @@ async def test_tokens_signed_before_and_after_key_rotation_both_verify(
     assert {segments(before)[0]["kid"], new_kid} <= published
 
 
-UNKNOWN_KID_500 = (
-    "auth/tokens.py:91 catches (ValueError, KeyError) around KeySet.get_by_kid, but joserfc raises "
-    "InvalidKeyIdError (a JoseError): a kid the process has not loaded yet is a 500, not a reload"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=UNKNOWN_KID_500)
 async def test_a_hub_process_that_has_not_reloaded_verifies_a_token_of_the_new_key(database_url: str, register) -> None:
     """An unknown kid reloads the keys once (issue 4): a rotation made elsewhere never breaks a token."""
     client = await register("data:read indicator:RETAIL")
@@ -285,14 +277,6 @@ async def test_a_hub_process_that_has_not_reloaded_verifies_a_token_of_the_new_k
         assert [e["node"]["code"] for e in response.json()["data"]["indicators"]["edges"]] == ["RETAIL"]
 
 
-FIRST_KEY_RACE = (
-    "auth/keys.py:75-81 KeyStore.signing_key: concurrent first requests each load no key and each call "
-    "rotate_key(conn, 0), which retires the key just made by the others with published_until = now() + "
-    "120 s (auth/keys.py:55), although tokens signed with it live token_lifetime (900 s)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=FIRST_KEY_RACE)
 async def test_concurrent_first_requests_make_one_key_that_outlives_its_tokens(fresh_database: str) -> None:
     async with hub_connection(fresh_database) as conn:
         client, secret = await create_client(conn, agency="BTC", scopes=["data:read"])

@@ -1,0 +1,155 @@
+"""``nrhub regimes import FILE``: regimes and holidays from TOML, each change audited.
+
+    [[holiday]]
+    day = 2026-09-02
+    name = "National Day"
+
+    [[regime]]
+    code = "BC_KTXH_THANG"
+    name_vi = "Báo cáo tình hình kinh tế - xã hội tháng"
+    name_en = "Monthly socio-economic situation report"
+    legal_basis = "Decree 09/2019/NĐ-CP"
+    issuing_agency = "VPCP"
+    receiving_agency = "VPCP"
+    frequency = "M"                      # M, Q, S or A
+    cutoff_start_day = 15                # optional; Decree 09/2019 default
+    cutoff_end_day = 14                  # optional
+    deadline = { rule = "WORKING_DAYS_AFTER_CUTOFF", days = 2 }   # or DAYS_AFTER_CUTOFF, DAY_OF_NEXT_MONTH
+    observation_status = "OFFICIAL"      # optional
+    jump_threshold = 0.5                 # optional: warn when a value moves more than 50 %
+    reporters = "PROVINCES"              # or a list of agency codes
+    items = [ { indicator = "RETAIL", min = 0 }, { indicator = "UNEMPLOYED", disaggregation = "SEX=F" } ]
+
+A holiday list, when present, replaces the stored one. Everything is applied in one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hub.database import connect
+from hub.settings import Settings
+from resolvers.audit import Actor, append_entry
+from resolvers.errors import BadUserInput
+from resolvers.regime_admin import ItemSpec, RegimeSpec, replace_holidays, upsert_regime
+
+WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
+OPERATOR = Actor(agency=None, client=None, user="nrhub regimes import")
+
+
+class RegimeFileError(Exception):
+    """The regimes file cannot be read or applied; the message says where."""
+
+
+def add_regime_commands(commands: argparse._SubParsersAction, with_database: WithDatabase) -> None:
+    regimes = commands.add_parser("regimes", help="reporting regimes", description="Reporting regimes.")
+    sub = regimes.add_subparsers(title="regimes commands", metavar="COMMAND")
+    load = sub.add_parser(
+        "import",
+        help="create or replace regimes (and holidays) from a TOML file",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    load.add_argument("file", type=Path)
+    load.set_defaults(run=lambda settings, args: _import(settings, args.file, with_database))
+    regimes.set_defaults(run=lambda settings, args: regimes.print_help() or 2)
+
+
+def _import(settings: Settings, file: Path, with_database: WithDatabase) -> int:
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RegimeFileError(f"cannot read {file}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RegimeFileError(f"{file} is not valid TOML: {exc}") from None
+    specs = [_spec(r, file) for r in data.get("regime", [])]
+    holidays = {_date(h, file): str(h.get("name", "")) for h in data.get("holiday", [])} if "holiday" in data else None
+
+    async def apply(url: str) -> list[str]:
+        conn = await connect(url)
+        now = datetime.now(UTC)
+        try:
+            async with conn.transaction():
+                done = [f"{await upsert_regime(conn, OPERATOR, s, now=now)} {s.code}" for s in specs]
+                if holidays is not None:
+                    await replace_holidays(conn, OPERATOR, holidays, now=now)
+                    done.append(f"holidays: {len(holidays)}")
+                if not done:
+                    await append_entry(conn, OPERATOR, "regimes.import", str(file), after={"changes": 0}, at=now)
+                return done
+        except BadUserInput as exc:
+            raise RegimeFileError(f"{file}: {exc.message}; nothing was imported") from None
+        finally:
+            await conn.close()
+
+    for line in with_database(settings, apply):
+        print(line)
+    return 0
+
+
+def _spec(raw: dict[str, Any], file: Path) -> RegimeSpec:
+    known = {
+        "code",
+        "name_vi",
+        "name_en",
+        "legal_basis",
+        "issuing_agency",
+        "receiving_agency",
+        "frequency",
+        "cutoff_start_day",
+        "cutoff_end_day",
+        "deadline",
+        "observation_status",
+        "jump_threshold",
+        "reporters",
+        "items",
+    }
+    try:
+        deadline = raw["deadline"]
+        reporters = raw["reporters"]
+        return RegimeSpec(
+            code=raw["code"],
+            name_vi=raw["name_vi"],
+            name_en=raw["name_en"],
+            legal_basis=raw["legal_basis"],
+            issuing_agency=raw["issuing_agency"],
+            receiving_agency=raw["receiving_agency"],
+            frequency=raw["frequency"],
+            deadline_rule=deadline["rule"],
+            deadline_value=int(deadline.get("days", deadline.get("day", 0))),
+            reporters=["PROVINCES"] if reporters == "PROVINCES" else list(reporters),
+            items=[
+                ItemSpec(
+                    i["indicator"],
+                    i.get("disaggregation", ""),
+                    bool(i.get("required", True)),
+                    _decimal(i.get("min")),
+                    _decimal(i.get("max")),
+                )
+                for i in raw["items"]
+            ],
+            cutoff_start_day=int(raw.get("cutoff_start_day", 15)),
+            cutoff_end_day=int(raw.get("cutoff_end_day", 14)),
+            observation_status=raw.get("observation_status", "OFFICIAL"),
+            jump_threshold=_decimal(raw.get("jump_threshold")),
+            extra={k: v for k, v in raw.items() if k not in known},
+        )
+    except (KeyError, TypeError) as exc:
+        raise RegimeFileError(f"{file}: regime {raw.get('code', '?')} lacks or mistypes {exc}") from None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def _date(raw: dict[str, Any], file: Path) -> date:
+    day = raw.get("day")
+    if not isinstance(day, date):
+        raise RegimeFileError(f"{file}: every holiday needs a day = YYYY-MM-DD")
+    return day
