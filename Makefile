@@ -3,13 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test setup lint clean
+.PHONY: run test setup browser lint clean
 
 run: setup
 	$(BIN)/nrhub demo load
 	$(BIN)/nrhub serve
 
-test: setup
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
@@ -25,6 +25,19 @@ $(VENV)/.installed: pyproject.toml
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The browser tests (tests/e2e) drive Debian's chromium. Installed here when it is missing and we
+# are root; otherwise, or if apt-get fails (no network, another distribution), `make test` goes on
+# and those tests are skipped with the reason shown by pytest -ra.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			(apt-get update && apt-get install -y --no-install-recommends chromium) \
+			|| echo "make: could not install chromium; the browser tests will be skipped"; \
+		else \
+			echo "make: chromium is missing (as root: apt-get install chromium); the browser tests will be skipped"; \
+		fi; \
+	}
 
 lint: setup
 	$(BIN)/ruff check .

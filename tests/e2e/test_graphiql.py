@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -28,6 +27,7 @@ from starlette.routing import Route
 
 from hub.graphiql import DEFAULT_QUERY, graphiql_page, graphiql_routes
 from hub.settings import ConfigError, Settings
+from tests.e2e.devtools import CHROMIUM, FLAGS, needs_chromium
 from tests.e2e.live_server import live_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -295,26 +295,12 @@ def test_missing_npm_packages_stop_the_start_with_a_clear_error(tmp_path: Path) 
 
 # --- in a real browser -------------------------------------------------------------------------
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-NO_CHROMIUM = "Debian's chromium is not installed (/usr/bin/chromium): apt-get install chromium to run these"
-needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).is_file(),
-    reason=NO_CHROMIUM,
-)
-
 
 def chromium(tmp_path: Path, url: str, *extra: str) -> str:
     """Run headless chromium on ``url`` with a fresh profile; returns stdout (the DOM for --dump-dom)."""
     command = [
         CHROMIUM,
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-        "--no-first-run",
+        *FLAGS,
         f"--user-data-dir={tmp_path / 'profile'}",
         "--window-size=1400,900",
         # Virtual time: the page's timers run until this budget is spent, then the DOM is dumped.
