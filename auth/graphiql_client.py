@@ -1,6 +1,6 @@
 """The hub's own browser client for GraphiQL sign-in, registered (and kept current) at start.
 
-It is a public client (no secret, PKCE only) whose one redirect URI is the hub's /graphql page.
+It is a public client (no secret, PKCE only) whose redirect URIs are the hubs' /graphql pages.
 It may carry any scope the hub knows of, so a person signing in through GraphiQL gets exactly
 their own grants: with no scope asked for, a token carries client scopes ∩ person scopes.
 """
@@ -16,7 +16,9 @@ GRAPHIQL_CLIENT_ID = "nrhub-graphiql"
 _UPSERT = """
 INSERT INTO oauth_client (client_id, name, agency_code, scopes, redirect_uris)
 VALUES ($1, 'GraphiQL (built in)', 'VPCP', $2, $3)
-ON CONFLICT (client_id) DO UPDATE SET scopes = EXCLUDED.scopes, redirect_uris = EXCLUDED.redirect_uris
+ON CONFLICT (client_id) DO UPDATE SET scopes = EXCLUDED.scopes,
+    -- Several hubs (issuers) may share one database: each adds its own page, none removes another's.
+    redirect_uris = ARRAY(SELECT DISTINCT unnest(oauth_client.redirect_uris || EXCLUDED.redirect_uris) ORDER BY 1)
 """
 _SELECT_SCOPES = """
 SELECT array_agg(s ORDER BY s) FROM (

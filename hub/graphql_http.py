@@ -86,7 +86,9 @@ class GraphQLEndpoint:
                 media_type=f"{media_type}; charset=utf-8",
                 headers={"WWW-Authenticate": exc.challenge},
             )
-        prepared = self.executor.prepare(query, operation_name, introspection=self.introspection)
+        # Introspection: on for everyone by setting, else for callers who may read the catalogue.
+        introspection = self.introspection or principal.has_scope("catalog:read")
+        prepared = self.executor.prepare(query, operation_name, introspection=introspection)
         if request.method == "GET" and prepared.operation not in (None, OperationType.QUERY):
             return Response(
                 "GET runs queries only; send mutations with POST",
