@@ -66,16 +66,32 @@ class RawClient:
         self._connections: dict[int, _Connection] = {}
         self._host_header = f"{host}:{port}"
 
+    async def _connect(self, worker: int) -> _Connection:
+        reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+        conn = self._connections[worker] = _Connection(reader, writer)
+        return conn
+
     async def _request(self, worker: int, request: bytes) -> tuple[int, bytes]:
         conn = self._connections.get(worker)
-        if conn is None:
-            reader, writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
-            conn = self._connections[worker] = _Connection(reader, writer)
+        reused = conn is not None and not conn.reader.at_eof()
+        if not reused:
+            if conn is not None:
+                conn.close()  # the server closed it while it was idle
+            conn = await self._connect(worker)
         try:
-            status, body, keep_alive = await conn.exchange(request)
+            try:
+                status, body, keep_alive = await conn.exchange(request)
+            except (ConnectionResetError, asyncio.IncompleteReadError) as exc:
+                # uvicorn closes keep-alive connections idle for 5 s; a request that met such a
+                # close before any byte of the answer is sent again once, on a new connection.
+                if not reused or (isinstance(exc, asyncio.IncompleteReadError) and exc.partial):
+                    raise
+                conn.close()
+                conn = await self._connect(worker)
+                status, body, keep_alive = await conn.exchange(request)
         except BaseException:
             # A half-read response leaves the stream unusable: the next request opens a new one.
-            del self._connections[worker]
+            self._connections.pop(worker, None)
             conn.close()
             raise
         if not keep_alive:

@@ -138,6 +138,26 @@ async def run_slice(target: Target, concurrency: int, seconds: float, sample: Sa
     sample.response_bytes = size
 
 
+async def warm_up(target: Target, concurrency: int, requests: int, seconds: float) -> None:
+    """Send ``requests`` requests, or as many as fit in ``seconds``, and forget them.
+
+    PostgreSQL plans a prepared statement afresh for its first five executions on each connection
+    and then may switch to a cached generic plan, so every pooled connection should have run each
+    statement a few times before timing starts: ``requests`` is sized for that.
+    """
+    sent = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(index: int) -> None:
+        nonlocal sent
+        while sent < requests and time.perf_counter() < deadline:
+            sent += 1
+            async with asyncio.timeout(REQUEST_TIMEOUT):
+                await target.call(index)
+
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+
+
 async def run_cell(
     targets: list[Target], concurrency: int, seconds: float, slice_seconds: float, meter: CpuMeter
 ) -> dict[str, Sample]:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from decimal import Decimal
@@ -33,11 +35,12 @@ import uvloop
 from bench import queries as q
 from bench import servers
 from bench.client import CLIENTS, Client, HttpxClient, RawClient
-from bench.measure import CpuMeter, Sample, Target, floor_target, http_target, run_cell, run_slice
-from bench.pool import create_pool, embedded_dsn
+from bench.measure import CpuMeter, Sample, Target, floor_target, http_target, run_cell, run_slice, warm_up
+from bench.pool import POOL_MAX_SIZE, create_pool, embedded_dsn
 
 TABLE_TARGET = 1.5  # hub p50 / starlette p50, for table, series and point lookup
 TAIL_TARGET = 2.5  # hub p99 / hub p50
+WARM_UP_REQUESTS = 8 * POOL_MAX_SIZE  # past the five custom plans on every pooled connection
 DEFAULT_DATA_DIR = servers.ROOT / ".hub-data" / "bench"
 
 
@@ -53,9 +56,9 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--concurrency", default="1,16", help="comma-separated client counts (default 1,16)")
     parser.add_argument("--queries", default="table,series,catalogue,point", help="comma-separated subset")
     args = parser.parse_args()
-    args.seconds = args.seconds or (2.4 if args.quick else 30.0)
-    args.slice = 0.2 if args.quick else 0.5
-    args.warmup = 0.25 if args.quick else 1.5
+    args.seconds = args.seconds or (1.2 if args.quick else 25.0)
+    args.slice = 0.2 if args.quick else 1.0
+    args.warmup = 0.3 if args.quick else 8.0  # at most, per target
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.queries = args.queries.split(",")
     return args
@@ -113,7 +116,7 @@ async def client_check(port: int, seconds: float, meter: CpuMeter) -> list[str]:
     for name, client in (("raw", RawClient(port)), ("httpx", HttpxClient(port))):
         target = Target(name, _ping(client), psutil.Process())
         for concurrency in (1, 16):
-            await run_slice(target, concurrency, min(seconds, 0.3), Sample(), meter)  # connect, warm
+            await run_slice(target, concurrency, min(seconds, 0.2), Sample(), meter)  # connect, warm
             sample = Sample()
             await run_slice(target, concurrency, seconds, sample, meter)
             lines.append(
@@ -192,7 +195,9 @@ async def _measure(
     hub_app, star_app = psutil.Process(hub.process.pid), psutil.Process(anchor.process.pid)
     targets: dict[str, list[Target]] = {}
     print(f"# nrhub read API benchmark ({'quick' if args.quick else 'full'}), client: {args.client}\n")
-    print(await _dataset(pool), "\n")
+    print(f"Hub code: {_describe_tree(args.hub_tree)}")
+    print(await _dataset(pool))
+    print(f"Load average before the run: {_load()}\n")
     print("Responses checked equal (hub = floor = starlette, values as Decimal):\n")
     for name in args.queries:
         query = catalogue[name]
@@ -204,11 +209,10 @@ async def _measure(
         ]
         print(f"- {name}: {await check_equal(name, *targets[name])}")
     print("\nClient cost against a trivial endpoint (the Starlette anchor's GET /ping):\n")
-    print("\n".join(await client_check(anchor.port, 0.5 if args.quick else 2.0, meter)))
-    for group in targets.values():  # warm up every path: pools, caches, PostgreSQL buffers
+    print("\n".join(await client_check(anchor.port, 0.3 if args.quick else 2.0, meter)))
+    for group in targets.values():  # every path: pools, plan and parse caches, PostgreSQL buffers
         for target in group:
-            for concurrency in (16, 1):
-                await run_slice(target, concurrency, args.warmup, Sample(), meter)
+            await warm_up(target, max(args.concurrency), WARM_UP_REQUESTS, args.warmup)
     results, ratios, misses = [], [], []
     for name, group in targets.items():
         for concurrency in args.concurrency:
@@ -219,6 +223,7 @@ async def _measure(
             misses += missed
     await hub_client.close()
     await star_client.close()
+    print(f"\nEach cell: about {args.seconds:g} s, the three targets taking turns in {args.slice:g} s slices.")
     _report(results, ratios, misses, time.monotonic() - started)
     return 0
 
@@ -247,7 +252,20 @@ def _report(results: list[str], ratios: list[str], misses: list[str], elapsed: f
     print("| --- | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(ratios))
     print(f"\nTargets missed: {len(misses)}" + "".join(f"\n- {m}" for m in misses))
-    print(f"\nRun took {elapsed:.0f} s.")
+    print(f"\nRun took {elapsed:.0f} s; load average at the end: {_load()}.")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _describe_tree(tree: Path) -> str:
+    """The checkout the hub runs from, with its commit when it is a git work tree."""
+    described = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=tree, capture_output=True, text=True, check=False
+    )
+    commit = described.stdout.strip() if described.returncode == 0 else "not a git checkout"
+    return f"{tree.resolve()} ({commit})"
 
 
 def main() -> int:

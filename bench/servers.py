@@ -22,7 +22,6 @@ from pathlib import Path
 from bench.client import RawClient
 
 ROOT = Path(__file__).resolve().parents[1]
-NRHUB = ROOT / ".venv" / "bin" / "nrhub"
 
 
 class ServerFailed(Exception):
