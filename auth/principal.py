@@ -34,6 +34,7 @@ class Principal:
     client_id: str | None = None
     user: str | None = None
     token_expires_at: int | None = None
+    token_id: str | None = None  # the access token's jti, for revocation checks of long connections
 
     def has_scope(self, scope: str) -> bool:
         return scope in self.scopes

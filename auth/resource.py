@@ -85,4 +85,5 @@ class Authenticator:
             client_id=claims.client_id,
             user=user,
             token_expires_at=claims.expires_at,
+            token_id=claims.jti,
         )

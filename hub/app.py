@@ -12,7 +12,7 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from auth.anonymous import PublicReader
 from auth.graphiql_client import ensure_graphiql_client
@@ -25,6 +25,8 @@ from hub.database import create_pool
 from hub.graphql_http import GraphQLEndpoint
 from hub.migrate import MigrationError, pending_migrations
 from hub.settings import Settings
+from hub.ws import Connections, GraphQLWebSocket
+from resolvers.events import EventHub
 from schema.execution import Executor
 from schema.limits import Limits
 
@@ -41,6 +43,8 @@ class HubState:
     pool: asyncpg.Pool
     authenticator: Authenticator
     oauth: AuthorizationServer
+    events: EventHub
+    connections: Connections
 
 
 def create_app(
@@ -71,9 +75,16 @@ def create_app(
                 settings.issuer_url, settings.audience_id, settings.token_lifetime, settings.token_rate_limit
             ),
         )
+        # One dedicated LISTEN connection per process (request connections never LISTEN).
+        events = EventHub(lambda: asyncpg.connect(database_url))
+        connections = Connections(pool, per_client=settings.ws_max_connections_per_client)
+        await events.start()
+        connections.start()
         try:
-            yield {"hub": HubState(settings, pool, authenticator, oauth)}
+            yield {"hub": HubState(settings, pool, authenticator, oauth, events, connections)}
         finally:
+            await connections.stop()
+            await events.stop()
             await pool.close()
 
     async def bearer(request: Request) -> Principal:
@@ -98,10 +109,20 @@ def create_app(
         graphiql=_graphiql_page(settings),
         clock=server_clock,
     )
+    websocket = GraphQLWebSocket(
+        executor,
+        max_subscriptions=settings.ws_max_subscriptions,
+        allowed_origins=frozenset(o.strip() for o in settings.ws_allowed_origins.split(",") if o.strip()),
+        own_origin=settings.issuer_url,
+        init_timeout=settings.ws_init_timeout,
+        max_page_size=settings.max_page_size,
+        clock=server_clock,
+    )
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", websocket.handle),
         *_oauth_routes(),
         Route("/reports/{submission_id:int}/values", upload_values, methods=["PUT"]),
         *_graphiql_routes(settings),

@@ -52,6 +52,11 @@ class Settings:
     audience: str | None = None  # default ISSUER/graphql
     token_lifetime: int = 900
     token_rate_limit: int = 30
+    # Subscriptions over WebSocket (README: "Live updates").
+    ws_max_subscriptions: int = 20
+    ws_max_connections_per_client: int = 50
+    ws_allowed_origins: str = ""  # comma-separated; the hub's own origin is always allowed
+    ws_init_timeout: float = 10.0
     assets_dir: Path = Path("node_modules")
 
     @property
@@ -156,6 +161,9 @@ def _validated(settings: Settings) -> Settings:
         "max_page_size",
         "max_body_bytes",
         "max_string_length",
+        "ws_max_subscriptions",
+        "ws_max_connections_per_client",
+        "ws_init_timeout",
     )
     for name in positive:
         if getattr(settings, name) <= 0:

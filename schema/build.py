@@ -11,10 +11,12 @@ from schema.mutation import Mutation
 from schema.query import Query
 from schema.reports import Submission
 from schema.scalars import SCALAR_MAP
+from schema.subscriptions import Subscription
 
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     types=[AdministrativeUnit, Agency, Indicator, Regime, Observation, Submission],
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
 )

@@ -12,6 +12,7 @@ import strawberry
 
 from auth.principal import Principal
 from resolvers.errors import HubError
+from resolvers.events import EventHub
 from resolvers.loaders import Loaders
 from resolvers.scope import Scope
 
@@ -27,6 +28,8 @@ class Context:
     request_id: str
     # The server's clock; tests set it to either side of a deadline.
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # The process's event fan-out; set on WebSocket connections only.
+    events: EventHub | None = None
     # Errors that do not null their field: a denied code inside a list argument is reported at the
     # field's path while the values the caller may read are still returned.
     side_errors: list[tuple[list[str | int], HubError]] = field(default_factory=list)

@@ -1,0 +1,144 @@
+"""Live events: one LISTEN connection per process, fanned out to bounded per-subscriber queues.
+
+The workflow sends ``NOTIFY hub_events`` with keys only (resolvers.submissions). This module keeps
+one dedicated connection listening (request connections never LISTEN), reconnects with back-off
+after PostgreSQL restarts and then tells every subscriber to resynchronise, and hands each event to
+each subscriber's queue. A subscriber whose queue is full is cut off with a reason; memory never
+grows without bound. Because NOTIFY crosses processes, an event committed through one hub process
+reaches subscribers on every other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import orjson
+
+from resolvers.submissions import EVENT_CHANNEL
+
+log = logging.getLogger("hub.events")
+QUEUE_SIZE = 256
+RESYNC: dict[str, Any] = {"type": "resync"}
+
+
+class SubscriberTooSlow(Exception):
+    """The subscriber did not keep up; its queue overflowed and it was cut off."""
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One subscription's mailbox. ``wants`` filters event payloads cheaply before they are queued."""
+
+    wants: Callable[[dict[str, Any]], bool]
+    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    overflowed: bool = False
+
+    async def next(self) -> dict[str, Any]:
+        if self.overflowed:
+            raise SubscriberTooSlow("the subscriber did not keep up with the events; subscribe again")
+        event = await self.queue.get()
+        if event is _OVERFLOW:
+            raise SubscriberTooSlow("the subscriber did not keep up with the events; subscribe again")
+        return event
+
+
+_OVERFLOW: dict[str, Any] = {"type": "overflow"}
+
+
+class EventHub:
+    def __init__(self, connect: Callable[[], Any], *, max_backoff: float = 5.0) -> None:
+        self._connect = connect
+        self._max_backoff = max_backoff
+        self._subscribers: set[Subscriber] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._listen(), name="hub-events-listener")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), 5)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
+
+    def subscribe(self, wants: Callable[[dict[str, Any]], bool]) -> Subscriber:
+        subscriber = Subscriber(wants)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    def publish(self, event: dict[str, Any]) -> None:
+        """Hand an event to every interested subscriber; cut off those that are full."""
+        for subscriber in list(self._subscribers):
+            if event is not RESYNC and not subscriber.wants(event):
+                continue
+            try:
+                subscriber.queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self._cut_off(subscriber)
+
+    def _cut_off(self, subscriber: Subscriber) -> None:
+        subscriber.overflowed = True
+        self._subscribers.discard(subscriber)
+        # Make room for the marker so a waiting consumer wakes up and learns why.
+        with contextlib.suppress(asyncio.QueueEmpty):
+            subscriber.queue.get_nowait()
+        subscriber.queue.put_nowait(_OVERFLOW)
+
+    async def _listen(self) -> None:
+        backoff, first = 0.1, True
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self._connect()
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(EVENT_CHANNEL, self._on_notify)
+                self._connected.set()
+                if not first:
+                    # Events may have been missed while disconnected: subscribers re-read what they show.
+                    self.publish(RESYNC)
+                first, backoff = False, 0.1
+                while not lost.is_set():
+                    # A cheap round trip notices a dead server even when no NOTIFY arrives.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), 2.0)
+                    if not lost.is_set():
+                        await conn.fetchval("SELECT 1")
+            except asyncio.CancelledError:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), 2)
+                raise
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                log.warning("event listener lost its connection (%s); reconnecting in %.1f s", exc, backoff)
+            if conn is not None and not conn.is_closed():
+                conn.terminate()
+            self._connected.clear()
+            await asyncio.sleep(backoff + random.uniform(0, backoff / 2))
+            backoff = min(backoff * 2, self._max_backoff)
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            log.error("ignoring a malformed event payload")
+            return
+        if isinstance(event, dict):
+            self.publish(event)

@@ -1,0 +1,146 @@
+"""Subscriptions: submission status changes and changed observations, read under the caller's grants.
+
+Each event carries keys only (resolvers.events); what a subscriber receives is read for it, per
+event, under its own scope. After the hub lost its event connection, subscribers get one event
+with ``resync: true``: re-read what you show, events may have been missed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+from typing import Any
+
+import strawberry
+
+from resolvers import observations as observation_rows
+from resolvers import submissions as workflow
+from resolvers.errors import Forbidden
+from resolvers.events import RESYNC, EventHub
+from schema.catalogue import UnitLevel
+from schema.context import Info
+from schema.data import Observation
+from schema.query import _readable_codes, _unit_ids
+from schema.reports import SubmissionStatus, visibility
+from schema.scalars import Period
+
+SUBMISSION_EVENTS = {"submission.submitted", "submission.accepted", "submission.returned"}
+_SELECT_CHANGED = """
+SELECT revision_id, indicator_code, unit_id, period, dims, value, status, submission_id, source
+FROM observation_current
+WHERE (submission_id = $1 OR revision_id = $2)
+  AND indicator_code = ANY($3::text[]) AND unit_id = ANY($4::int[])
+ORDER BY indicator_code, unit_id, dims
+"""
+
+
+@strawberry.type(description="A report changed status. With resync true, nothing else is set: re-read your view.")
+class SubmissionEvent:
+    resync: bool = False
+    type: str | None = None
+    submission_id: int | None = None
+    regime: str | None = None
+    period: Period | None = None  # type: ignore[valid-type]
+    agency: str | None = None
+    status: SubmissionStatus | None = None
+    submitted_at: datetime | None = None
+    on_time: bool | None = None
+
+
+@strawberry.type(description="New current values. With resync true, the list is empty: re-read your view.")
+class ObservationChange:
+    resync: bool = False
+    observations: list[Observation] = strawberry.field(default_factory=list)
+
+
+def _hub(info: Info) -> EventHub:
+    events = info.context.events
+    if events is None:
+        raise Forbidden("subscriptions are served over WebSocket (graphql-transport-ws) at /graphql")
+    return events
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Reports submitted, accepted or returned, as it happens.")
+    async def submission_events(
+        self,
+        info: Info,
+        regime: str | None = None,
+        period: Period | None = None,  # type: ignore[valid-type]
+        agency: str | None = None,
+    ) -> AsyncGenerator[SubmissionEvent, None]:
+        seen = visibility(info)  # FORBIDDEN here, at subscribe time, without the scopes to read reports
+        hub, scope = _hub(info), info.context.scope
+        received = {
+            r["code"]
+            for r in await info.context.db.fetch("SELECT code FROM regime WHERE receiving_agency = $1", seen.agency)
+        }
+
+        def wants(event: dict[str, Any]) -> bool:
+            return (
+                event.get("type") in SUBMISSION_EVENTS
+                and regime in (None, event.get("regime"))
+                and period in (None, event.get("period"))
+                and agency in (None, event.get("agency"))
+                and (seen.everything or seen.agency == event.get("agency") or event.get("regime") in received)
+                and scope.covers_unit(int(event.get("unit", 0)))
+            )
+
+        subscriber = hub.subscribe(wants)
+        try:
+            while True:
+                event = await subscriber.next()
+                if event is RESYNC:
+                    yield SubmissionEvent(resync=True)
+                    continue
+                row = await workflow.fetch_submission(info.context.db, int(event["submission"]))
+                if row is not None:
+                    yield SubmissionEvent(
+                        type=event["type"],
+                        submission_id=row.id,
+                        regime=row.regime_code,
+                        period=row.period,
+                        agency=row.agency_code,
+                        status=SubmissionStatus(row.status),
+                        submitted_at=row.submitted_at,
+                        on_time=row.on_time,
+                    )
+        finally:
+            hub.unsubscribe(subscriber)
+
+    @strawberry.subscription(
+        description="Current values that changed (accepted reports, corrections) for the "
+        "indicators and units you name. Naming an indicator you may not read is FORBIDDEN."
+    )
+    async def observations_changed(
+        self,
+        info: Info,
+        indicators: list[str],
+        units: list[str] | None = None,
+        parent: str | None = None,
+        level: UnitLevel | None = None,
+    ) -> AsyncGenerator[ObservationChange, None]:
+        scope = info.context.scope
+        denied = [c for c in indicators if not scope.may_read(c)]
+        if denied:
+            await _readable_codes(info, denied)
+            raise Forbidden(f"you may not read {', '.join(denied)}")
+        unit_ids = await _unit_ids(info, units, parent, level)
+        hub = _hub(info)
+        subscriber = hub.subscribe(lambda e: e.get("type") in ("submission.accepted", "observation.revised"))
+        try:
+            while True:
+                event = await subscriber.next()
+                if event is RESYNC:
+                    yield ObservationChange(resync=True)
+                    continue
+                rows = await info.context.db.fetch(
+                    _SELECT_CHANGED, event.get("submission"), event.get("revision"), indicators, unit_ids
+                )
+                if rows:
+                    yield ObservationChange(
+                        observations=[Observation.of(observation_rows.Observation(**r)) for r in rows]
+                    )
+        finally:
+            hub.unsubscribe(subscriber)
