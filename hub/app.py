@@ -152,7 +152,7 @@ def _graphiql_page(settings: Settings):
         from hub.graphiql import graphiql_page
     except ImportError:
         return None
-    return lambda request: graphiql_page(request, settings)
+    return lambda request: graphiql_page(request, settings, subscriptions=True)
 
 
 def _graphiql_routes(settings: Settings) -> list:
