@@ -61,6 +61,9 @@ def _arguments() -> argparse.Namespace:
     args.warmup = 0.3 if args.quick else 8.0  # at most, per target
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     args.queries = args.queries.split(",")
+    unknown = set(args.queries) - {"table", "series", "catalogue", "point"}
+    if unknown:
+        parser.error(f"unknown queries: {', '.join(sorted(unknown))}")
     return args
 
 
