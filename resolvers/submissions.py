@@ -318,6 +318,19 @@ async def reopen(conn: asyncpg.Connection, actor: Actor, returned: Submission, *
 
 async def _publish(conn: asyncpg.Connection, actor: Actor, submission: Submission, now: datetime) -> list[int]:
     """The accepted values as new observation revisions, superseding any current value of each key."""
+    # Lock the current values this report supersedes: a concurrent acceptance touching the same keys
+    # waits, then (a new statement, a new snapshot) supersedes this one's revisions, not the old ones.
+    await conn.execute(
+        """
+        SELECT 1 FROM observation_current c
+        JOIN submission_value v ON c.indicator_code = v.indicator_code AND c.unit_id = v.unit_id AND c.dims = v.dims
+        WHERE v.submission_id = $1 AND c.period = $2
+        ORDER BY c.indicator_code, c.unit_id, c.dims
+        FOR UPDATE OF c
+        """,
+        submission.id,
+        submission.period,
+    )
     rows = await conn.fetch(
         """
         INSERT INTO observation_revision (indicator_code, unit_id, period, dims, value, status, submission_id,
