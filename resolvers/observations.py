@@ -47,6 +47,7 @@ WITH RECURSIVE below AS (
     UNION ALL
     SELECT c.id, c.level FROM admin_unit c JOIN below b ON c.parent_id = b.id
     WHERE c.valid_from <= $4 AND (c.valid_to IS NULL OR c.valid_to >= $4)
+      AND ($3::text IS NULL OR b.level <> $3)  -- no need to walk below the level asked for
 )
 SELECT u.id FROM admin_unit u
 WHERE (CASE WHEN $1::text[] IS NOT NULL

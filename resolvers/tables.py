@@ -56,6 +56,10 @@ CROSS JOIN LATERAL (
     LEFT JOIN LATERAL (
         SELECT * FROM aggregate_observation($1, uu.id, p.period, $4)
         WHERE c.value IS NULL AND $5 AND period_end(p.period) < u.valid_from
+        -- OFFSET 0 keeps this subquery from being merged into the outer query, where PostgreSQL
+        -- would call the function for every cell before applying the WHERE (measured: 220 ms of
+        -- server time for a 100 x 60 series where every cell is stored).
+        OFFSET 0
     ) AS a ON true
 ) AS r
 """
