@@ -65,7 +65,7 @@ async def load_demo(conn: asyncpg.Connection, *, scale: str = "small") -> dict[s
             "SELECT max(substr(code, 3)::int) FROM admin_unit WHERE level = 'COMMUNE' AND synthetic"
         )
         if existing is not None and existing != per_province:
-            other = next(k for k, v in COMMUNES_PER_PROVINCE.items() if v == existing)
+            other = next((k for k, v in COMMUNES_PER_PROVINCE.items() if v == existing), "another")
             raise DemoScaleMismatch(
                 f"the database holds the {other} demo set; load the {scale} set into an empty "
                 "database (another HUB_DATA_DIR or HUB_DATABASE_URL)"
