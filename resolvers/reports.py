@@ -168,3 +168,12 @@ async def list_audit(
     after = page.after[0] if page.after else None
     rows = await db.fetch(_SELECT_AUDIT, subject, action, after, page.first + 1)
     return make_page([AuditRecord(**r) for r in rows], page, lambda a: (a.seq,))
+
+
+async def list_subject_audit(db: asyncpg.Pool, subject: str) -> list[AuditRecord]:
+    rows = await db.fetch(
+        "SELECT seq, occurred_at, actor_agency, actor_client, actor_user, action, subject, before, after, request_id,"
+        " hash FROM audit_entry WHERE subject = $1 ORDER BY seq",
+        subject,
+    )
+    return [AuditRecord(**r) for r in rows]

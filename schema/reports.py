@@ -116,6 +116,14 @@ class Submission(Node):
     async def versions(self, info: Info) -> list[Submission]:
         return [Submission.of(s) for s in await report_rows.list_versions(info.context.db, self._row)]
 
+    @strawberry.field(
+        description="What happened to this report, oldest first: opened, values saved, submitted, "
+        "reviewed, corrected (from the audit trail)."
+    )
+    async def history(self, info: Info) -> list[AuditEntry]:
+        rows = await report_rows.list_subject_audit(info.context.db, f"submission:{self._row.id}")
+        return [audit_entry_of(r) for r in rows]
+
     @strawberry.field(description="Validation problems of the current values.")
     async def problems(self, info: Info) -> list[Problem]:
         return [_problem(p) for p in await workflow.validate(info.context.db, self._row.id)]
