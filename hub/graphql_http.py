@@ -73,7 +73,8 @@ class GraphQLEndpoint:
         if isinstance(params, Response):
             return params
         if isinstance(params, GraphQLError):
-            return self._respond(None, [params], media_type, request_id, request_error=True)
+            # A body that is not a GraphQL request at all is a 400 whatever the media type.
+            return self._respond(None, [params], media_type, request_id, request_error=True, status=400)
         query, variables, operation_name = params
         # Who is calling is settled first: a bad token is a 401 whatever the document says.
         try:
@@ -134,7 +135,14 @@ class GraphQLEndpoint:
         return self._respond(result.data, result.errors or [], media_type, request_id, request_error=request_error)
 
     def _respond(
-        self, data: Any, errors: list[GraphQLError], media_type: str, request_id: str, *, request_error: bool
+        self,
+        data: Any,
+        errors: list[GraphQLError],
+        media_type: str,
+        request_id: str,
+        *,
+        request_error: bool,
+        status: int | None = None,
     ) -> Response:
         body: dict[str, Any] = {}
         if errors:
@@ -142,7 +150,8 @@ class GraphQLEndpoint:
         if not request_error or data is not None:
             body["data"] = data
         # graphql-response+json says what failed through the status; plain JSON keeps 200.
-        status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
+        if status is None:
+            status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
         return Response(
             orjson.dumps(body),
             status,
