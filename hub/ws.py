@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -278,12 +279,9 @@ class _Session:
             await self._error(op_id, *(prepared.errors or [problem]))
             return
         assert prepared.document is not None
-        context = Context(
-            **{
-                **self.context.__dict__,
-                "side_errors": [],
-                "loaders": Loaders(self.state.pool, self.context.scope, self.context.today),
-            }
+        # Each operation gets its own loaders and error list; the connection's principal and scope stay.
+        context = replace(
+            self.context, side_errors=[], loaders=Loaders(self.state.pool, self.context.scope, self.context.today)
         )
         if prepared.operation is OperationType.SUBSCRIPTION:
             outcome = subscribe(
