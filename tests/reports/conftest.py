@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import sys
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -17,6 +22,8 @@ from hub.app import create_app
 from hub.demo.load import load_demo
 from hub.migrate import migrate
 from hub.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -106,3 +113,129 @@ def gql(report_hub: str) -> Gql:
         return dict(response.json())
 
     return call
+
+
+# --- Fixtures for the audit, concurrency and crash tests -------------------------------------------------------------
+
+
+def _database_name(url: str) -> str:
+    return url.partition("?")[0].rsplit("/", 1)[1]
+
+
+async def _copy_database(admin: asyncpg.Connection, source: str, target: str) -> None:
+    # PostgreSQL refuses while anyone is connected to the source; a backend that just closed may linger.
+    for attempt in range(50):
+        try:
+            await admin.execute(f'CREATE DATABASE "{target}" TEMPLATE "{source}"')
+            return
+        except asyncpg.ObjectInUseError:
+            if attempt == 49:
+                raise
+            await asyncio.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+async def demo_template(admin_url: str, database_url: str, new_database) -> AsyncIterator[str]:
+    """A migrated demo database with a valid audit chain that nothing connects to: cloned for tampering tests.
+
+    Loading the demo takes 10-25 s; copying the reports database takes about one, so it is copied when nothing
+    holds a connection to it yet (the audit tests run first in a run of tests/reports), and loaded afresh otherwise.
+    """
+    from tests.conftest import url_for_database
+
+    source = _database_name(database_url)
+    copy = f"hub_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        busy = await admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", source
+        )
+        if not busy:
+            await _copy_database(admin, source, copy)
+    finally:
+        await admin.close()
+    if not busy:
+        yield url_for_database(admin_url, copy)
+        admin = await asyncpg.connect(admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        finally:
+            await admin.close()
+        return
+    url = await new_database()  # dropped by new_database at the end of the session
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+        await load_demo(conn, scale="small")
+    finally:
+        await conn.close()
+    yield url
+
+
+CloneDemo = Callable[[], Awaitable[str]]
+
+
+@pytest.fixture(scope="session")
+async def clone_demo(admin_url: str, demo_template: str) -> AsyncIterator[CloneDemo]:
+    """A factory of private copies of the demo database (CREATE DATABASE ... TEMPLATE), dropped at the end."""
+    from tests.conftest import url_for_database
+
+    template = _database_name(demo_template)
+    created: list[str] = []
+
+    async def clone() -> str:
+        name = f"hub_test_{uuid.uuid4().hex[:12]}"
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await _copy_database(conn, template, name)
+        finally:
+            await conn.close()
+        created.append(name)
+        return url_for_database(admin_url, name)
+
+    yield clone
+    conn = await asyncpg.connect(admin_url)
+    try:
+        for name in created:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@dataclass(frozen=True)
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+Nrhub = Callable[..., Awaitable[CliRun]]
+
+
+@pytest.fixture(scope="session")
+def nrhub() -> Nrhub:
+    """Run the real ``nrhub`` command line against a database (HUB_DATABASE_URL), bounded in time."""
+
+    async def run(*args: str, database_url: str, seconds: float = 60) -> CliRun:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+        env["HUB_DATABASE_URL"] = database_url
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hub.cli",
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), seconds)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            raise
+        assert process.returncode is not None
+        return CliRun(process.returncode, out.decode(), err.decode())
+
+    return run
