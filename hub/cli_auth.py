@@ -10,6 +10,7 @@ import getpass
 import json
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from auth.clients import ClientError, create_client, disable_client, list_clients, rotate_secret
@@ -18,8 +19,10 @@ from auth.scopes import ScopeError, parse_scope
 from auth.users import create_user
 from hub.database import connect
 from hub.settings import Settings
+from resolvers.audit import Actor, append_entry
 
 EXPECTED_AUTH_ERRORS = (ClientError, ScopeError)
+OPERATOR = Actor(agency=None, client=None, user="nrhub (operator)")
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 
 
@@ -29,7 +32,9 @@ def add_auth_commands(commands: argparse._SubParsersAction, with_database: WithD
             async def go(url: str) -> int:
                 conn = await connect(url)
                 try:
-                    return int(await action(conn, settings, args))
+                    # The change and its audit entry commit together.
+                    async with conn.transaction():
+                        return int(await action(conn, settings, args))
                 finally:
                     await conn.close()
 
@@ -111,6 +116,17 @@ async def _create(conn: Any, settings: Settings, args: argparse.Namespace) -> in
         redirect_uris=args.redirect_uri,
         public=args.public,
     )
+    await _audit(
+        conn,
+        "client.create",
+        f"client:{client.client_id}",
+        after={
+            "agency": client.agency_code,
+            "scopes": list(client.scopes),
+            "redirect_uris": list(client.redirect_uris),
+            "confidential": client.confidential,
+        },
+    )
     _print_secret(client.client_id, secret, as_json=args.json)
     return 0
 
@@ -119,6 +135,9 @@ async def _create_user(conn: Any, settings: Settings, args: argparse.Namespace) 
     password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass("Password: ")
     user = await create_user(
         conn, username=args.username, password=password, agency=args.agency, scopes=parse_scope(args.scope)
+    )
+    await _audit(
+        conn, "user.create", f"user:{user.username}", after={"agency": user.agency_code, "scopes": sorted(user.scopes)}
     )
     print(f"user {user.username} of {user.agency_code} created")
     return 0
@@ -134,18 +153,28 @@ async def _list(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
 
 async def _disable(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
     await disable_client(conn, args.client_id)
+    await _audit(conn, "client.disable", f"client:{args.client_id}", after={"disabled": True})
     print(f"client {args.client_id} disabled")
     return 0
 
 
 async def _rotate(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    _print_secret(args.client_id, await rotate_secret(conn, args.client_id), as_json=args.json)
+    secret = await rotate_secret(conn, args.client_id)
+    await _audit(conn, "client.rotate_secret", f"client:{args.client_id}", after={"secret": "replaced"})
+    _print_secret(args.client_id, secret, as_json=args.json)
     return 0
 
 
 async def _rotate_key(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
-    print(f"signing with new key {await rotate_key(conn, settings.token_lifetime)}")
+    kid = await rotate_key(conn, settings.token_lifetime)
+    await _audit(conn, "key.rotate", f"key:{kid}", after={"kid": kid})
+    print(f"signing with new key {kid}")
     return 0
+
+
+async def _audit(conn: Any, action: str, subject: str, *, after: dict[str, Any]) -> None:
+    """Operators' changes to clients, people and keys go into the audit chain (never a secret)."""
+    await append_entry(conn, OPERATOR, action, subject, after=after, at=datetime.now(UTC))
 
 
 def _print_secret(client_id: str, secret: str | None, *, as_json: bool) -> None:

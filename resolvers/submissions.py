@@ -125,6 +125,16 @@ async def open_draft(conn: asyncpg.Connection, actor: Actor, *, regime: str, per
     if not row["reporter"]:
         raise Forbidden(f"agency {agency} does not report under regime {regime}")
     unit_id = await conn.fetchval(_SELECT_AGENCY_UNIT, agency)
+    in_force = await conn.fetchval(
+        "SELECT valid_from <= period_end($2) AND (valid_to IS NULL OR valid_to >= period_end($2))"
+        " FROM admin_unit WHERE id = $1",
+        unit_id,
+        period,
+    )
+    if not in_force:
+        raise BadUserInput(
+            f"{agency}'s unit was not in force at the end of {period}; that period belongs to the units of the time"
+        )
     # Serialise openings of the same report, so two clients cannot both start version 1.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{regime}|{agency}|{unit_id}|{period}")
     versions = await conn.fetch(
@@ -168,7 +178,9 @@ async def save_values(
         )
     }
     units = {r["code"]: r["id"] for r in await conn.fetch(_SELECT_REPORT_UNITS, submission.unit_id, submission.period)}
-    own = next(code for code, unit_id in units.items() if unit_id == submission.unit_id)
+    own = next((code for code, unit_id in units.items() if unit_id == submission.unit_id), None)
+    if own is None:
+        raise BadUserInput(f"the report's unit was not in force at the end of {submission.period}")
     problems = [
         Problem(v.indicator_code, v.dims, f"not a cell of the {submission.regime_code} form", "ERROR")
         for v in values
@@ -334,15 +346,14 @@ async def reopen(conn: asyncpg.Connection, actor: Actor, returned: Submission, *
 
 async def _publish(conn: asyncpg.Connection, actor: Actor, submission: Submission, now: datetime) -> list[int]:
     """The accepted values as new observation revisions, superseding any current value of each key."""
-    # Lock the current values this report supersedes: a concurrent acceptance touching the same keys
-    # waits, then (a new statement, a new snapshot) supersedes this one's revisions, not the old ones.
+    # Serialise acceptances per key (indicator, unit, period, cell), in key order so two reports
+    # never deadlock: a concurrent acceptance of the same figure waits, then (a new statement, a new
+    # snapshot) supersedes this one's revision instead of colliding with it, first values included.
     await conn.execute(
         """
-        SELECT 1 FROM observation_current c
-        JOIN submission_value v ON c.indicator_code = v.indicator_code AND c.unit_id = v.unit_id AND c.dims = v.dims
-        WHERE v.submission_id = $1 AND c.period = $2
-        ORDER BY c.indicator_code, c.unit_id, c.dims
-        FOR UPDATE OF c
+        SELECT pg_advisory_xact_lock(hashtextextended(indicator_code || '|' || unit_id || '|' || $2 || '|' || dims, 0))
+        FROM (SELECT indicator_code, unit_id, dims FROM submission_value WHERE submission_id = $1
+              ORDER BY indicator_code, unit_id, dims) AS keys
         """,
         submission.id,
         submission.period,

@@ -99,15 +99,7 @@ async def test_forty_concurrent_submissions_leave_one_linear_chain(
     "quarter",
     [
         "2026-Q1",  # supersedes a demo value
-        pytest.param(
-            "2026-Q4",  # the first value of each key: nothing current to lock yet
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="defect, resolvers/submissions.py:339-347 (_publish): the FOR UPDATE locks only keys that "
-                "already have a current value; two accepts of a key's first value both insert it with no "
-                "previous_id, and the second fails on the unique index observation_revision_first (INTERNAL)",
-            ),
-        ),
+        "2026-Q4",  # the first value of each key: nothing current yet
     ],
 )
 async def test_two_ministries_accepted_at_once_both_publish(gql, token_for, clock, pool, quarter: str) -> None:

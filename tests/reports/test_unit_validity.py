@@ -5,17 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-import pytest
-
 from tests.reports.flows import MONTHLY, OPEN, SAVE, cell_values, key
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect, resolvers/submissions.py:171: save_values takes next() over the units in force at the "
-    "period's end; for a current province and a month before 1 July 2025 there is none, StopIteration "
-    "escapes the coroutine as RuntimeError and the client gets INTERNAL",
-)
 async def test_values_for_a_month_before_the_reform_are_saved_or_refused(gql, token_for, clock) -> None:
     async with asyncio.timeout(30):
         province = await token_for("UBND_01", "reports:submit")
