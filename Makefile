@@ -5,9 +5,13 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test setup browser lint clean
 
+# The demo's ministry API (a federated source, README "Federation") runs beside the hub and is
+# stopped with it, however the hub ends.
 run: setup
 	$(BIN)/nrhub demo load
-	$(BIN)/nrhub serve
+	$(BIN)/python -m hub.demo.tourism_api & api=$$!; \
+	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
+	$(BIN)/nrhub --config hub/demo/sources.toml serve
 
 test: setup browser
 	$(BIN)/ruff check .

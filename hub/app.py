@@ -25,8 +25,10 @@ from hub.database import create_pool
 from hub.graphql_http import GraphQLEndpoint
 from hub.migrate import MigrationError, pending_migrations
 from hub.settings import Settings
+from hub.sources import open_registry
 from hub.ws import Connections, GraphQLWebSocket
 from resolvers.events import EventHub
+from resolvers.sources.registry import SourceRegistry
 from schema.execution import Executor
 from schema.limits import Limits
 
@@ -45,6 +47,7 @@ class HubState:
     oauth: AuthorizationServer
     events: EventHub
     connections: Connections
+    sources: SourceRegistry | None = None  # federated sources (hub/sources.py)
 
 
 def create_app(
@@ -80,11 +83,14 @@ def create_app(
         connections = Connections(pool, per_client=settings.ws_max_connections_per_client)
         await events.start()
         connections.start()
+        # Federated sources connect on first use, so one that is down does not stop the start.
+        sources = open_registry(settings.sources, database_url, execution_timeout=settings.execution_timeout)
         try:
-            yield {"hub": HubState(settings, pool, authenticator, oauth, events, connections)}
+            yield {"hub": HubState(settings, pool, authenticator, oauth, events, connections, sources)}
         finally:
             await connections.stop()
             await events.stop()
+            await sources.close()
             await pool.close()
 
     async def bearer(request: Request) -> Principal:

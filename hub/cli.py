@@ -225,6 +225,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
     from hub.demo.load import load_demo
+    from hub.demo.population import load_population
 
     async def run(url: str) -> int:
         await _apply_migrations(url)
@@ -233,6 +234,8 @@ def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
             summary = await load_demo(conn, scale=args.scale)
         finally:
             await conn.close()
+        # The demo's national population database, a federated source (README, Federation).
+        summary.update(await load_population(url))
         for key, value in summary.items():
             print(f"{key}: {value}")
         return 0

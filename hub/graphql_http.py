@@ -122,7 +122,7 @@ class GraphQLEndpoint:
             db=pool,
             principal=principal,
             scope=scope,
-            loaders=Loaders(pool, scope, today),
+            loaders=Loaders(pool, scope, today, request.state.hub.sources),
             max_page_size=self.max_page_size,
             today=today,
             request_id=request_id,

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from resolvers.sources.config import SourceConfig
+
 
 class ConfigError(Exception):
     """A setting is missing, malformed or unknown; the message names it."""
@@ -58,6 +60,8 @@ class Settings:
     ws_allowed_origins: str = ""  # comma-separated; the hub's own origin is always allowed
     ws_init_timeout: float = 10.0
     assets_dir: Path = Path("node_modules")
+    # Federated sources: the [[source]] tables of the TOML file only (README: "Federation").
+    sources: tuple[SourceConfig, ...] = ()
 
     @property
     def issuer_url(self) -> str:
@@ -81,6 +85,8 @@ class Settings:
 ENV_PREFIX = "HUB_"
 # Read by the hub but not settings: the config file's path, and the test suite's server.
 _ENV_NOT_SETTINGS = {"HUB_CONFIG", "HUB_TEST_DATABASE_URL"}
+# Settings that only the TOML file's own tables set (not [hub], not the environment).
+TABLE_SETTINGS = {"sources"}
 
 
 def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -88,9 +94,11 @@ def load_settings(config_file: str | Path | None = None, environ: Mapping[str, s
     environ = os.environ if environ is None else environ
     config_file = config_file or environ.get("HUB_CONFIG")
     values: dict[str, Any] = {}
+    sources: tuple[SourceConfig, ...] = ()
     if config_file:
         values.update(_read_toml(Path(config_file)))
-    known = {f.name for f in fields(Settings)}
+        sources = values.pop("sources")
+    known = {f.name for f in fields(Settings)} - TABLE_SETTINGS
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_SETTINGS:
             continue
@@ -98,7 +106,7 @@ def load_settings(config_file: str | Path | None = None, environ: Mapping[str, s
         if key not in known:
             raise ConfigError(f"unknown setting {name} in the environment")
         values[key] = raw
-    return _validated(Settings(**{k: _cast(k, v) for k, v in values.items()}))
+    return _validated(Settings(**{k: _cast(k, v) for k, v in values.items()}, sources=sources))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -111,12 +119,15 @@ def _read_toml(path: Path) -> dict[str, Any]:
     hub = data.get("hub", {})
     if not isinstance(hub, dict):
         raise ConfigError(f"config file {path}: [hub] must be a table")
-    # Other top-level tables belong to later features (sources, OAuth); they validate their own.
-    known = {f.name for f in fields(Settings)}
+    # Other top-level tables belong to later features (OAuth); they validate their own.
+    known = {f.name for f in fields(Settings)} - TABLE_SETTINGS
     for key in hub:
         if key not in known:
             raise ConfigError(f"unknown setting {key!r} in [hub] of {path}")
-    return dict(hub)
+    from hub.sources import parse_sources  # imports this module
+
+    sources = parse_sources(data["source"], str(path)) if "source" in data else ()
+    return {**hub, "sources": sources}
 
 
 def _cast(name: str, raw: Any) -> Any:

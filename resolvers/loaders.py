@@ -18,6 +18,8 @@ from resolvers.observations import fetch_observations
 from resolvers.queryable import Queryable
 from resolvers.regimes import fetch_regimes, list_items, list_reporters
 from resolvers.scope import Scope
+from resolvers.sources.loaders import SourceLoaders
+from resolvers.sources.registry import SourceRegistry
 from resolvers.units import (
     fetch_units_by_id,
     list_children,
@@ -38,7 +40,7 @@ def _loader(fetch: Any, db: Queryable, *extra: Any) -> DataLoader:
 class Loaders:
     """Created for each request: caches live exactly as long as the request."""
 
-    def __init__(self, db: Queryable, scope: Scope, today: date) -> None:
+    def __init__(self, db: Queryable, scope: Scope, today: date, sources: SourceRegistry | None = None) -> None:
         self.unit_by_id = _loader(fetch_units_by_id, db)
         self.children_by_unit = _loader(list_children, db, today)
         self.predecessors_by_unit = _loader(list_predecessors, db)
@@ -53,3 +55,5 @@ class Loaders:
         self.reporters_by_regime = _loader(list_reporters, db)
         self.items_by_regime = _loader(list_items, db, scope.indicators)
         self.observation_by_revision = _loader(fetch_observations, db, scope)
+        # One loader per federated source, created when the request first needs it.
+        self.sources = SourceLoaders(sources, scope)

@@ -17,7 +17,7 @@ STATUSES = ("ESTIMATE", "PRELIMINARY", "OFFICIAL")
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    revision_id: int
+    revision_id: int | None  # None: a federated source's value (source names it)
     indicator_code: str
     unit_id: int
     period: str
@@ -26,6 +26,7 @@ class Observation:
     status: str
     submission_id: int | None
     source: str | None
+    stale_age: int | None = None  # seconds, for a source's value served stale from the hub's cache
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,28 @@ ORDER BY indicator_code, unit_id, period, dims
 LIMIT $11
 """
 
+# Values from federated sources ($12 to $19) join the stored ones in one ordered, filtered page, so
+# the cursor and the order are PostgreSQL's for both.
+_SELECT_PAGE_WITH_SOURCES = """
+SELECT revision_id, indicator_code, unit_id, period, dims, value, status, submission_id, source, stale_age
+FROM (
+    SELECT revision_id, indicator_code, unit_id, period, dims, value, status, submission_id, source,
+           NULL::int AS stale_age
+    FROM observation_current
+    WHERE indicator_code = ANY($1::text[]) AND unit_id = ANY($2::int[])
+    UNION ALL
+    SELECT NULL::bigint, f.indicator_code, f.unit_id, f.period, f.dims, f.value, f.status, NULL::bigint, f.source,
+           f.stale_age
+    FROM unnest($12::text[], $13::int[], $14::text[], $15::text[], $16::numeric[], $17::text[], $18::text[],
+                $19::int[]) AS f(indicator_code, unit_id, period, dims, value, status, source, stale_age)
+) AS o
+WHERE ($3::text IS NULL OR period >= $3) AND ($4::text IS NULL OR period <= $4)
+  AND ($5::text IS NULL OR dims = $5) AND ($6::text IS NULL OR status = $6)
+  AND ($7::text IS NULL OR (indicator_code, unit_id, period, dims) > ($7, $8::int, $9, $10))
+ORDER BY indicator_code, unit_id, period, dims
+LIMIT $11
+"""
+
 _SELECT_BY_REVISION = """
 SELECT revision_id, indicator_code, unit_id, period, dims, value, status, submission_id, source
 FROM observation_current
@@ -103,23 +126,21 @@ async def list_observations(
     last_period: str | None,
     dims: str | None,
     status: str | None,
+    federated: Sequence[Observation] = (),
 ) -> Page[Observation]:
-    """Current values, filtered; periods compare within one frequency (SDMX text sorts by time)."""
+    """Current values, filtered; periods compare within one frequency (SDMX text sorts by time).
+
+    ``federated`` values (from sources, for indicators not in ``indicators``) are paged with them.
+    """
     readable = [c for c in indicators if scope.may_read(c)]
     after = page.after or (None, None, None, None)
     if len(after) != 4:
         raise BadUserInput("after is not a cursor of this connection")
-    rows = await db.fetch(
-        _SELECT_PAGE,
-        readable,
-        list(unit_ids),
-        first_period,
-        last_period,
-        dims,
-        status,
-        *after,
-        page.first + 1,
-    )
+    args = [readable, list(unit_ids), first_period, last_period, dims, status, *after, page.first + 1]
+    if federated:
+        columns = ("indicator_code", "unit_id", "period", "dims", "value", "status", "source", "stale_age")
+        args += [[getattr(o, c) for o in federated] for c in columns]
+    rows = await db.fetch(_SELECT_PAGE_WITH_SOURCES if federated else _SELECT_PAGE, *args)
     return make_page(
         [Observation(**r) for r in rows],
         page,
@@ -131,7 +152,8 @@ async def list_observations(
 # (FORBIDDEN) from a key with no value (null); the value itself is only joined when covered.
 _SELECT_ONE = """
 SELECT u.id AS unit_id, ($5::int[] IS NULL OR u.id = ANY($5::int[])) AS covered, c.revision_id, c.value,
-       c.status, c.submission_id, c.source
+       c.status, c.submission_id, c.source, u.code, u.valid_from, u.valid_to,
+       (SELECT i.source FROM indicator i WHERE i.code = $1) AS indicator_source
 FROM admin_unit u
 LEFT JOIN observation_current c
        ON c.indicator_code = $1 AND c.unit_id = u.id AND c.period = $3 AND c.dims = $4
@@ -141,12 +163,24 @@ WHERE u.code = $2 AND u.valid_from <= $6 AND (u.valid_to IS NULL OR u.valid_to >
 
 
 @dataclass(frozen=True, slots=True)
+class UnitKey:
+    """What a source needs of a unit: its id, its code, and when it was in force."""
+
+    id: int
+    code: str
+    valid_from: date
+    valid_to: date | None
+
+
+@dataclass(frozen=True, slots=True)
 class PointLookup:
     """The outcome of one key's lookup: the unit may be unknown, out of scope, or have no value."""
 
     unit_found: bool
     covered: bool
     observation: Observation | None
+    indicator_source: str = "hub"  # another name: the stored value does not count, the source answers
+    unit: UnitKey | None = None
 
 
 async def fetch_observation(
@@ -156,6 +190,10 @@ async def fetch_observation(
     row = await db.fetchrow(_SELECT_ONE, indicator, unit_code, period, dims, scope.unit_ids, on)
     if row is None:
         return PointLookup(False, False, None)
+    source = row["indicator_source"] or "hub"
+    if source != "hub":
+        unit = UnitKey(row["unit_id"], row["code"], row["valid_from"], row["valid_to"])
+        return PointLookup(True, row["covered"], None, source, unit)
     if row["revision_id"] is None:
         return PointLookup(True, row["covered"], None)
     observation = Observation(

@@ -8,9 +8,15 @@ by the indicator's rule from that many stored observations); a missing cell is n
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
+from datetime import date
 
+from resolvers.errors import SourceUnavailable
+from resolvers.indicators import Indicator
 from resolvers.queryable import Queryable
+from resolvers.sources import reads
+from resolvers.sources.loaders import SourceLoaders
 
 _PROVENANCE = """CASE WHEN {t}.submission_id IS NOT NULL THEN 'submission:' || {t}.submission_id
                       WHEN {t}.source IS NOT NULL THEN 'source:' || {t}.source END"""
@@ -70,6 +76,30 @@ async def fetch_table(db: Queryable, indicators: Sequence[str], unit_ids: Sequen
     sql = _TABLE_LATEST if period is None else _TABLE_PERIOD
     block: str = await db.fetchval(sql, list(indicators), list(unit_ids), period)
     return block
+
+
+async def fetch_table_with_sources(
+    db: Queryable,
+    sources: SourceLoaders,
+    codes: Sequence[str],
+    federated: Sequence[tuple[int, Indicator]],
+    units: Sequence[reads.Unit],
+    period: str | None,
+    today: date,
+) -> tuple[str, list[SourceUnavailable]]:
+    """The table with the ``federated`` columns (position, indicator) answered by their sources.
+
+    The hub's own columns and the sources are read concurrently; a source's stored leftovers in
+    the hub's tables never show, and a failing source leaves its cells null (the errors returned).
+    """
+    answered_elsewhere = {indicator.code for _, indicator in federated}
+    stored = [None if code in answered_elsewhere else code for code in codes]
+    unit_ids = [unit.id for unit in units]
+    block, (found, problems) = await asyncio.gather(
+        fetch_table(db, stored, unit_ids, period),  # type: ignore[arg-type]
+        reads.table_cells(sources, federated, units, period, today),
+    )
+    return reads.merge_table(block, found, unit_ids), problems
 
 
 async def fetch_series(

@@ -36,6 +36,13 @@ class Provenance:
     stored_parts: int | None = strawberry.field(
         default=None, description="For COMPUTED values: how many stored observations were combined."
     )
+    stale: bool = strawberry.field(
+        default=False,
+        description="True for a source's value served from the hub's cache while the source could not answer.",
+    )
+    age_seconds: int | None = strawberry.field(
+        default=None, description="For stale values: seconds since the source gave the value."
+    )
 
 
 @strawberry.type(description="The current value of one key: indicator x unit x period x disaggregation.")
@@ -52,10 +59,14 @@ class Observation(Node):
         provenance = (
             Provenance(kind=ProvenanceKind.SUBMISSION, submission_id=strawberry.ID(str(o.submission_id)))
             if o.submission_id is not None
-            else Provenance(kind=ProvenanceKind.SOURCE, source=o.source)
+            else Provenance(
+                kind=ProvenanceKind.SOURCE, source=o.source, stale=o.stale_age is not None, age_seconds=o.stale_age
+            )
         )
+        # A source's value has no revision: its id is its key (node() asks the source again).
+        key = o.revision_id if o.revision_id is not None else f"{o.indicator_code}:{o.unit_id}:{o.period}:{o.dims}"
         return cls(
-            id=global_id("Observation", o.revision_id),
+            id=global_id("Observation", key),
             period=o.period,
             disaggregation=o.dims,
             value=o.value,
@@ -94,7 +105,8 @@ class Table:
     rows: DataBlock = strawberry.field(  # type: ignore[valid-type]
         description="JSON array, one object per unit: {unit: code, values: [number|null per column], "
         "periods: [period|null], statuses: [status|null], provenance: ['submission:<id>' | "
-        "'source:<name>' | null]}."
+        "'source:<name>' | 'source:<name>;stale;age=<seconds>' | null]}. Cells of a source that cannot "
+        "answer are null, with a SOURCE_UNAVAILABLE error naming it."
     )
 
 
@@ -105,9 +117,10 @@ class Series:
     periods: list[Period]  # type: ignore[valid-type]
     rows: DataBlock = strawberry.field(  # type: ignore[valid-type]
         description="JSON array, one object per unit: {unit: code, values: [number|null per period], "
-        "statuses: [...], provenance: ['submission:<id>' | 'source:<name>' | 'computed:<parts>' | "
-        "null]}. Periods before a unit existed are computed through the lineage of the units it "
-        "was formed from (provenance 'computed')."
+        "statuses: [...], provenance: ['submission:<id>' | 'source:<name>' | "
+        "'source:<name>;stale;age=<seconds>' | 'computed:<parts>' | null]}. Periods before a unit "
+        "existed are computed through the lineage of the units it was formed from (provenance "
+        "'computed'); not for indicators a source serves, whose values count only while the unit was in force."
     )
 
 

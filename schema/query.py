@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Annotated
 
@@ -9,10 +10,11 @@ import strawberry
 
 from resolvers import agencies, aggregates, indicators, observations, regimes, tables, units
 from resolvers import reports as report_rows
-from resolvers.errors import BadUserInput, Forbidden, NotFound
+from resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
 from resolvers.pagination import page_request
 from resolvers.periods import Period as PeriodValue
 from resolvers.periods import period_range
+from resolvers.sources import reads as source_reads
 from schema.catalogue import (
     AdministrativeUnit,
     Agency,
@@ -38,6 +40,7 @@ from schema.reports import (
     visible_submission,
 )
 from schema.scalars import Period
+from schema.sources import Source
 
 MAX_SERIES_CELLS = 200_000
 First = Annotated[int | None, strawberry.argument(description="Page size (default 50, capped).")]
@@ -81,6 +84,16 @@ async def _unit_ids(info: Info, units_: list[str] | None, parent: str | None, le
     return await observations.select_unit_ids(info.context.db, selection, info.context.scope)
 
 
+async def _units(info: Info, unit_ids: list[int]) -> list[units.Unit]:
+    return [u for u in await info.context.loaders.unit_by_id.load_many(unit_ids) if u is not None]
+
+
+def _report_all(info: Info, problems: Sequence[HubError]) -> None:
+    """Errors that leave the field's other values standing (a source that could not answer)."""
+    for problem in problems:
+        info.context.report(list(info.path.as_list()), problem)
+
+
 def _period_list(first: str, last: str) -> list[str]:
     return [str(p) for p in period_range(PeriodValue.parse(first), PeriodValue.parse(last))]
 
@@ -104,6 +117,8 @@ class Query:
         if kind == "Regime":
             regime = await loaders.regime_by_code.load(key)
             return Regime.of(regime) if regime else None
+        if kind == "Observation" and not key.isdigit():
+            return await _federated_node(info, key)
         if not key.isdigit():
             raise BadUserInput("id is not an id this API returned")
         if kind == "AdministrativeUnit":
@@ -225,16 +240,25 @@ class Query:
         request = _page(info, first, after)
         readable = await _readable_codes(info, indicators)
         unit_ids = await _unit_ids(info, units, parent, level)
+        rows = await info.context.loaders.indicator_by_code.load_many(readable)
+        federated = [r for r in rows if r is not None and r.source != "hub"]
+        values: list[observations.Observation] = []
+        if federated:
+            values, problems = await source_reads.observation_rows(
+                info.context.loaders.sources, federated, await _units(info, unit_ids), from_, to, info.context.today
+            )
+            _report_all(info, problems)
         page = await observations.list_observations(
             info.context.db,
             request,
             info.context.scope,
-            indicators=readable,
+            indicators=[c for c in readable if c not in {r.code for r in federated}],
             unit_ids=unit_ids,
             first_period=from_,
             last_period=to,
             dims=disaggregation,
             status=status.value if status else None,
+            federated=values,
         )
         return Connection.of(page, Observation)
 
@@ -263,6 +287,13 @@ class Query:
             raise NotFound(f"there is no unit {unit} in force on that date")
         if not found.covered:
             raise Forbidden(f"you may not read values for unit {unit}")
+        if found.indicator_source != "hub" and found.unit is not None:
+            row = await info.context.loaders.indicator_by_code.load(indicator)
+            assert row is not None  # readable, checked above
+            value = await source_reads.one_observation(
+                info.context.loaders.sources, row, found.unit, period, disaggregation
+            )
+            return Observation.of(value) if value else None
         return Observation.of(found.observation) if found.observation else None
 
     @strawberry.field(
@@ -280,8 +311,21 @@ class Query:
     ) -> Table | None:
         readable = await _readable_codes(info, indicators)
         unit_ids = await _unit_ids(info, units, parent, level)
-        block = await tables.fetch_table(info.context.db, readable, unit_ids, period)
         rows = await info.context.loaders.indicator_by_code.load_many(readable)
+        federated = [(n, r) for n, r in enumerate(rows) if r is not None and r.source != "hub"]
+        if federated:
+            block, problems = await tables.fetch_table_with_sources(
+                info.context.db,
+                info.context.loaders.sources,
+                readable,
+                federated,
+                await _units(info, unit_ids),
+                period,
+                info.context.today,
+            )
+            _report_all(info, problems)
+        else:
+            block = await tables.fetch_table(info.context.db, readable, unit_ids, period)
         return Table(period=period, columns=[Indicator.of(r) for r in rows if r], rows=block)
 
     @strawberry.field(description="One indicator over units and a period range, values as arrays.")
@@ -309,9 +353,15 @@ class Query:
         unit_ids = await _unit_ids(info, units, parent, level)
         if len(unit_ids) * len(periods) > MAX_SERIES_CELLS:
             raise BadUserInput(f"a series may hold at most {MAX_SERIES_CELLS} cells; narrow it")
-        block = await tables.fetch_series(
-            info.context.db, indicator, unit_ids, periods, disaggregation, derive=through_lineage
-        )
+        if found.source != "hub":
+            block, problems = await source_reads.series_block(
+                info.context.loaders.sources, found._row, await _units(info, unit_ids), periods, disaggregation
+            )
+            _report_all(info, problems)
+        else:
+            block = await tables.fetch_series(
+                info.context.db, indicator, unit_ids, periods, disaggregation, derive=through_lineage
+            )
         return Series(indicator=found, disaggregation=disaggregation, periods=periods, rows=block)
 
     @strawberry.field(
@@ -336,6 +386,11 @@ class Query:
         ] = None,
     ) -> Aggregate | None:
         found = await _indicator_or_raise(info, indicator)
+        if found.source != "hub":
+            raise BadUserInput(
+                f"{indicator} is served by source {found.source}: aggregate is not supported for federated "
+                "indicators; ask table, series or observations"
+            )
         row = await units.fetch_unit(info.context.db, unit, unit_valid_on or info.context.today)
         if row is None:
             raise NotFound(f"there is no unit {unit} in force on that date")
@@ -350,6 +405,13 @@ class Query:
             from_level=from_level.value if from_level else None,
         )
         return Aggregate.of(found, AdministrativeUnit.of(row), period, disaggregation, result)
+
+    @strawberry.field(
+        description="The federated sources this hub process reads, with their health as this process sees it."
+    )
+    def sources(self, info: Info) -> list[Source]:
+        registry = info.context.loaders.sources.registry
+        return [Source.of(s, info.context.scope) for s in registry] if registry else []
 
     @strawberry.field(
         description="Reports you may see: your agency's, those your agency receives, or all "
@@ -422,3 +484,19 @@ class Query:
             raise Forbidden("the audit trail needs the audit:read scope")
         page = await report_rows.list_audit(info.context.db, _page(info, first, after), subject=subject, action=action)
         return Connection.of(page, AuditEntry)
+
+
+async def _federated_node(info: Info, key: str) -> Observation | None:
+    """A source's value by the key its id holds: indicator:unit id:period:dims, asked again."""
+    parts = key.split(":")
+    if len(parts) != 4 or not parts[1].isdigit():
+        raise BadUserInput("id is not an id this API returned")
+    code, unit_id, period, dims = parts[0], int(parts[1]), parts[2], parts[3]
+    row = await info.context.loaders.indicator_by_code.load(code)
+    unit = await info.context.loaders.unit_by_id.load(unit_id)
+    if row is None or row.source == "hub" or unit is None or not info.context.scope.covers_unit(unit_id):
+        return None
+    value = await source_reads.one_observation(
+        info.context.loaders.sources, row, unit, str(PeriodValue.parse(period)), dims
+    )
+    return Observation.of(value) if value else None

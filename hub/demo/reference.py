@@ -76,6 +76,7 @@ class IndicatorRow:
     numerator: str | None = None
     denominator: str | None = None
     factor: int | None = None
+    source: str = "hub"  # or the federated source that serves its values
 
     @property
     def value_type(self) -> str:
@@ -86,13 +87,31 @@ class IndicatorRow:
         return 0 if self.value_type == "INTEGER" else 2
 
 
+# The demo's federated indicators (README, Federation): their values are not loaded into the hub
+# but read, when asked for, from the two example sources configured in hub/demo/sources.toml.
+FEDERATED = {"INTL_VISITORS": "tourism"}
+POP_MONTHLY = IndicatorRow(
+    "POP_MONTHLY",
+    "Dân số theo tháng (Cơ sở dữ liệu quốc gia về dân cư)",
+    "Resident population by month (national population database)",
+    "social",
+    "persons",
+    "M",
+    "SUM",
+    "BCA",
+    ("SEX",),
+    "residents at the end of the month, from the national population database; indicator added by the hub",
+    source="popdb",
+)
+
+
 def read_csv(name: str) -> list[dict[str, str]]:
     text = resources.files("hub.demo").joinpath("data", name).read_text(encoding="utf-8")
     return list(csv.DictReader(text.splitlines()))
 
 
 def indicator_rows() -> list[IndicatorRow]:
-    """The 36 reference indicators plus the hub's numerator/denominator components."""
+    """The 36 reference indicators, the hub's numerator/denominator components, and POP_MONTHLY."""
     components = {r["ratio_code"]: r for r in read_csv("ratio_components.csv")}
     rows: list[IndicatorRow] = []
     for r in read_csv("indicators.csv"):
@@ -129,9 +148,10 @@ def indicator_rows() -> list[IndicatorRow]:
                 comp["numerator_code"] if comp else None,
                 comp["denominator_code"] if comp else None,
                 int(comp["factor"]) if comp else None,
+                FEDERATED.get(r["code"], "hub"),
             )
         )
-    return rows
+    return [*rows, POP_MONTHLY]
 
 
 async def load_reference(conn: asyncpg.Connection) -> None:
@@ -249,14 +269,15 @@ async def _load_agencies(conn: asyncpg.Connection) -> None:
 
 async def _load_indicators(conn: asyncpg.Connection) -> None:
     rows = indicator_rows()
-    # Components first: a RATIO row references its numerator and denominator.
+    # Components first: a RATIO row references its numerator and denominator. A database loaded
+    # before the demo federated some indicators gets their new source.
     await conn.executemany(
         """
         INSERT INTO indicator (code, name_vi, name_en, definition, field, unit_of_measure,
             value_type, decimals, periodicity, aggregation, numerator_code, denominator_code,
             ratio_factor, responsible_agency, sensitivity, source, source_note)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'PUBLIC', 'hub', $15)
-        ON CONFLICT (code) DO NOTHING
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'PUBLIC', $16, $15)
+        ON CONFLICT (code) DO UPDATE SET source = EXCLUDED.source WHERE indicator.source <> EXCLUDED.source
         """,
         [
             (
@@ -275,6 +296,7 @@ async def _load_indicators(conn: asyncpg.Connection) -> None:
                 r.factor,
                 r.responsible,
                 r.source_note or None,
+                r.source,
             )
             for r in rows
         ],

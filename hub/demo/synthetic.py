@@ -132,8 +132,8 @@ def generate(indicators: list[IndicatorRow], geo: Geography, *, large: bool) -> 
     first_year = 2011 if large else 2021
     commune_level = COMMUNE_LARGE if large else COMMUNE_SMALL
     for ind in indicators:
-        if ind.code in components:
-            continue  # generated with their ratio
+        if ind.code in components or ind.source != "hub":
+            continue  # generated with their ratio, or served by a federated source
         level = "NATION" if ind.code in NATIONAL else "COMMUNE" if ind.code in commune_level else "PROVINCE"
         family = _Family(ind, by_code, geo, first_year, level, backcast=large)
         yield from family.rows()

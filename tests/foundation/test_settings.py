@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.settings import ConfigError, Settings, load_settings
+from hub.settings import TABLE_SETTINGS, ConfigError, Settings, load_settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -135,10 +135,11 @@ def _as_documented(value: object) -> str:
 
 def test_every_setting_is_in_the_readme_table_with_its_default():
     rows = _readme_rows()
-    for field in fields(Settings):
+    # Settings only the TOML file's own tables give (sources: [[source]]) have no variable.
+    for field in (f for f in fields(Settings) if f.name not in TABLE_SETTINGS):
         name = f"HUB_{field.name.upper()}"
         assert name in rows, f"{name} is missing from README's configuration table"
         default_cell = rows[name][0]
         assert _as_documented(field.default) in default_cell, (name, default_cell)
     documented = set(rows) - {"HUB_CONFIG", "HUB_TEST_DATABASE_URL"}
-    assert documented == {f"HUB_{f.name.upper()}" for f in fields(Settings)}
+    assert documented == {f"HUB_{f.name.upper()}" for f in fields(Settings) if f.name not in TABLE_SETTINGS}

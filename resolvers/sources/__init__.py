@@ -1,0 +1,14 @@
+"""Federated sources: values the hub does not store, read from other databases and APIs on demand.
+
+config      what a source is (kind, target, indicators, policy), as ``hub/sources.py`` builds it
+postgres, http_json, remote_graphql
+            the three connectors; each turns one Question into validated SourceValues
+values      reading and validating answers (exact decimals, SDMX periods, nothing coerced)
+transport   one streamed, size-limited HTTP exchange
+breaker, cache, health
+            the circuit breaker, the TTL cache (stale values while down), the ``sources`` report
+source      a connector under its policy: cache, batching into questions, timeout, retries
+registry    the process's sources, opened and closed by the app's lifespan
+loaders     per-request DataLoaders, one per source, with the authorization guard
+reads       table, series, observations and point lookups answered from sources
+"""

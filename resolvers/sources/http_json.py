@@ -1,0 +1,51 @@
+"""The ``http`` kind: a JSON API reached through a URL template and read through a field mapping.
+
+``{units}`` and ``{periods}`` become comma-separated lists; ``{indicator}`` the upstream's name
+of one indicator (one call per indicator), or ``{indicators}`` all of them (one call in all, the
+rows then saying which indicator each value belongs to). With ``method = "POST"`` the lists go in
+a JSON body instead, and the call is retried only when the source is declared idempotent.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+
+from resolvers.sources.config import HttpTarget, SourceConfig
+from resolvers.sources.transport import exchange, new_client
+from resolvers.sources.values import Question, SourceValue, read_rows, rows_at
+
+
+class HttpConnector:
+    def __init__(self, config: SourceConfig) -> None:
+        assert isinstance(config.target, HttpTarget)
+        self.target = config.target
+        self.policy = config.policy
+        self.names = {remote: code for code, remote in config.indicators}
+        self.remote = dict(config.indicators)
+        self.idempotent = self.target.idempotent
+        self.batches_indicators = self.target.batches_indicators
+        self.client = new_client(config.policy.timeout, config.policy.max_concurrency)
+
+    async def ask(self, question: Question) -> list[SourceValue]:
+        payload = await exchange(self.client, self._request(question), self.policy.max_bytes)
+        rows = rows_at(payload, self.target.mapping.rows)
+        return read_rows(rows, self.target.mapping, question, names=self.names, default_status=self.policy.status)
+
+    def _request(self, question: Question) -> httpx.Request:
+        names = [self.remote[code] for code in question.indicators]
+        headers = dict(self.target.headers)
+        if self.target.method == "POST":
+            body = {"indicators": names, "units": list(question.units), "periods": list(question.periods)}
+            return self.client.build_request("POST", self.target.url, json=body, headers=headers)
+        url = self.target.url.format(
+            indicator=quote(names[0], safe=""),
+            indicators=quote(",".join(names), safe=","),
+            units=quote(",".join(question.units), safe=","),
+            periods=quote(",".join(question.periods), safe=","),
+        )
+        return self.client.build_request("GET", url, headers=headers)
+
+    async def close(self) -> None:
+        await self.client.aclose()
