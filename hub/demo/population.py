@@ -46,22 +46,22 @@ ON CONFLICT DO NOTHING
 """
 
 
-async def load_population(hub_url: str) -> dict[str, object]:
+async def load_population(hub_url: str, database: str = DATABASE) -> dict[str, object]:
     """Create (or complete) ``popdb`` beside the hub's database; idempotent like the rest of the demo."""
     conn = await connect(hub_url)
     try:
         communes = await conn.fetch(_COMMUNES)
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
         if not exists:
             try:
-                await conn.execute(f'CREATE DATABASE "{DATABASE}"')
+                await conn.execute(f'CREATE DATABASE "{database}"')
             except asyncpg.DuplicateDatabaseError:
                 pass  # another loader created it meanwhile
             except asyncpg.InsufficientPrivilegeError:
                 return {"population database": "not created (no CREATEDB privilege)"}
     finally:
         await conn.close()
-    pop = await connect(same_server(hub_url, DATABASE))
+    pop = await connect(same_server(hub_url, database))
     try:
         async with pop.transaction():
             await pop.execute(_SCHEMA)
@@ -73,7 +73,7 @@ async def load_population(hub_url: str) -> dict[str, object]:
         rows = await pop.fetchval("SELECT count(*) FROM resident_count")
     finally:
         await pop.close()
-    return {"population database": f"{DATABASE}, {rows} resident counts"}
+    return {"population database": f"{database}, {rows} resident counts"}
 
 
 def _columns(communes: list[str]) -> tuple[list[str], list[date], list[str], list[int]]:
