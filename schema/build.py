@@ -13,12 +13,15 @@ from schema.reports import Submission
 from schema.scalars import SCALAR_MAP
 from schema.subscriptions import Subscription
 
-schema = strawberry.Schema(
+# A federation schema: the hub can join an Apollo Federation 2 supergraph as a subgraph
+# (_service, and _entities for Indicator and AdministrativeUnit; README, Federation).
+schema = strawberry.federation.Schema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
     types=[AdministrativeUnit, Agency, Indicator, Regime, Observation, Submission],
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+    federation_version="2.3",
 )
 
 

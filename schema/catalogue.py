@@ -10,13 +10,14 @@ from datetime import date
 from enum import Enum
 
 import strawberry
+from strawberry.federation.schema_directives import Key
 
 from resolvers import agencies as agency_rows
 from resolvers import indicators as indicator_rows
 from resolvers import regimes as regime_rows
 from resolvers import units as unit_rows
 from schema.context import Info
-from schema.relay import Node, global_id
+from schema.relay import Node, global_id, parse_global_id
 from schema.scalars import DecimalValue
 
 
@@ -74,7 +75,9 @@ class Sensitivity(Enum):
 
 @strawberry.type(
     description="A province, commune or the nation, valid between two dates. The 2025 "
-    "reform reused codes, so a code names one unit on any given day."
+    "reform reused codes, so a code names one unit on any given day.",
+    # Apollo Federation entity (README, Federation): by global id, or by code and validity start.
+    directives=[Key(fields="id"), Key(fields="code validFrom")],
 )
 class AdministrativeUnit(Node):
     code: str
@@ -105,6 +108,19 @@ class AdministrativeUnit(Node):
             _id=u.id,
             _parent_id=u.parent_id,
         )
+
+    @classmethod
+    async def resolve_reference(
+        cls, info: Info, id: str | None = None, code: str | None = None, validFrom: str | None = None
+    ) -> AdministrativeUnit | None:
+        """An entity of a supergraph: ``{id}`` or ``{code, validFrom}``; null when there is none."""
+        if id is not None:
+            kind, key = parse_global_id(id)
+            return await load_unit(info, int(key)) if kind == "AdministrativeUnit" and key.isdigit() else None
+        if code is None or validFrom is None:
+            return None
+        row = await unit_rows.fetch_unit(info.context.db, code, date.fromisoformat(validFrom))
+        return cls.of(row) if row is not None and row.valid_from.isoformat() == validFrom else None
 
     @strawberry.field(description="The unit directly above.")
     async def parent(self, info: Info) -> AdministrativeUnit | None:
@@ -212,7 +228,7 @@ class Dimension:
     values: list[DimensionValue]
 
 
-@strawberry.type(description="A socio-economic indicator of the national set.")
+@strawberry.type(description="A socio-economic indicator of the national set.", directives=[Key(fields="code")])
 class Indicator(Node):
     code: str
     name_vi: str
@@ -248,6 +264,12 @@ class Indicator(Node):
             source_note=i.source_note,
             _row=i,
         )
+
+    @classmethod
+    async def resolve_reference(cls, info: Info, code: str) -> Indicator | None:
+        """An entity of a supergraph by code; null when unknown or not granted (as ``node``)."""
+        row = await info.context.loaders.indicator_by_code.load(code)
+        return cls.of(row) if row is not None else None
 
     @strawberry.field
     async def field(self, info: Info) -> Field:
