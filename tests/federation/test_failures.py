@@ -60,6 +60,7 @@ async def test_a_failing_http_source_leaves_a_partial_result(
     assert report["lastErrorAt"] is not None and report["failures"] >= 1
     if mode == "hang":
         assert len(arrivals.calls) == 2 and elapsed >= 2.0  # timeout 1 s, retried once
+        assert report["latencyP50Ms"] >= 990 and report["latencyP95Ms"] >= report["latencyP50Ms"]
     elif mode == "500":
         assert len(arrivals.calls) == 2  # a 5xx may pass: retried once
     else:
@@ -187,3 +188,21 @@ async def test_cached_values_are_served_stale_with_their_age_while_the_source_is
     assert block(table["data"]["table"]["rows"])[0]["provenance"] == ["source:tourism;stale;age=1"]
     report = await source_report(hub, "tourism")
     assert report["state"] == "DEGRADED" and report["staleServed"] >= 2
+
+
+async def test_a_post_source_is_retried_only_when_declared_idempotent(start_hub, population, arrivals, stats) -> None:
+    post = {"url": arrivals.url + "/api/batch", "method": "POST", "retries": 2}
+    toml = sources_toml(population, arrivals, stats, tourism=post).replace(
+        'value = "arrivals"', 'value = "arrivals"\nindicator = "indicator"'
+    )
+    hub = await start_hub(toml)
+    body = await gql(hub, TABLE)
+    assert "errors" not in body, body
+    assert block(body["data"]["table"]["rows"])[0]["values"][1] == 512345
+    assert arrivals.calls == [{"indicators": ["arrivals"], "units": ["79"], "periods": ["2026-M10"]}]
+    arrivals.mode = "500"
+    assert_partial(await gql(hub, TABLE), "tourism")
+    assert len(arrivals.calls) == 2  # a POST may not be idempotent: asked once, never again
+    idempotent = await start_hub(toml.replace('method = "POST"', 'method = "POST"\nidempotent = true'))
+    assert_partial(await gql(idempotent, TABLE), "tourism")
+    assert len(arrivals.calls) == 5  # declared idempotent: the first attempt and two retries

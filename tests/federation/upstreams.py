@@ -118,7 +118,24 @@ class ArrivalsApi:
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def app(self) -> Starlette:
-        return Starlette(routes=[Route("/api/{indicator}", self.endpoint)])
+        return Starlette(
+            routes=[Route("/api/batch", self.batch, methods=["POST"]), Route("/api/{indicator}", self.endpoint)]
+        )
+
+    async def batch(self, request: Request) -> Response:
+        """``POST /api/batch`` with ``{indicators, units, periods}``: rows name their indicator."""
+        body = await request.json()
+        self.calls.append({"indicators": body["indicators"], "units": body["units"], "periods": body["periods"]})
+        if self.mode == "500":
+            return JSONResponse({"error": "busy"}, 500)
+        rows = [
+            {"indicator": name, "province": u, "month": p, "arrivals": ARRIVALS[(u, p)]}
+            for name in body["indicators"]
+            for u in body["units"]
+            for p in body["periods"]
+            if (u, p) in ARRIVALS
+        ]
+        return JSONResponse({"data": rows})
 
     async def endpoint(self, request: Request) -> Response:
         units = [u for u in request.query_params.get("units", "").split(",") if u]
