@@ -52,6 +52,7 @@ _POLICY: dict[str, tuple[type, float, float]] = {
     "max_bytes": (int, 1, 1_000_000_000),
     "latest_window": (int, 1, 240),
     "batch_window": (float, 0, 1),
+    "max_units": (int, 0, 100_000),
 }
 _MAPPING_KEYS = {"rows", "unit", "period", "value", "dims", "status", "indicator"}
 

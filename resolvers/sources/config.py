@@ -27,6 +27,7 @@ class Policy:
     max_bytes: int = 10_000_000  # largest answer read, counted while it streams in
     latest_window: int = 12  # periods looked back when the latest value is asked for
     batch_window: float = 0.005  # seconds loads for this source are gathered into one call
+    max_units: int = 0  # most unit codes in one call (0: no limit), for APIs whose URLs have a length limit
     status: str = "OFFICIAL"  # status of values whose rows carry none
 
 

@@ -104,10 +104,13 @@ class Source:
         return answers
 
     def _group(self, keys: list[CellKey]) -> list[tuple[Question, list[CellKey]]]:
-        """One question per indicator, or one in all when the connector batches indicators."""
-        by_group: dict[str, list[CellKey]] = defaultdict(list)
+        """One question per indicator, or one in all when the connector batches indicators; split by
+        ``max_units`` when the source takes no more units per call (a URL has a length limit)."""
+        by_group: dict[tuple[str, int], list[CellKey]] = defaultdict(list)
+        units = sorted({key[1] for key in keys})
+        chunk = {unit: n // self.policy.max_units if self.policy.max_units else 0 for n, unit in enumerate(units)}
         for key in keys:
-            by_group["" if self.connector.batches_indicators else key[0]].append(key)
+            by_group[("" if self.connector.batches_indicators else key[0], chunk[key[1]])].append(key)
         groups = []
         for members in by_group.values():
             question = Question(

@@ -74,3 +74,13 @@ async def test_different_sources_are_called_concurrently(start_hub, population, 
     assert "errors" not in body, body
     assert block(body["data"]["table"]["rows"])[0]["values"] == [101234567, 1987654, Decimal("3012.25")]
     assert 0.6 <= elapsed < 1.5  # three 0.6 s calls one after another would take 1.8 s
+
+
+async def test_a_source_that_takes_few_units_per_call_gets_them_split(start_hub, population, arrivals, stats) -> None:
+    hub = await start_hub(sources_toml(population, arrivals, stats, tourism={"max_units": 10}))
+    body = await gql(
+        hub, '{ table(indicators: ["INTL_VISITORS"], parent: "VN", level: PROVINCE, period: "2026-M10") { rows } }'
+    )
+    assert "errors" not in body, body
+    assert sorted(len(call["units"]) for call in arrivals.calls) == [4, 10, 10, 10]
+    assert {r["unit"]: r["values"][0] for r in block(body["data"]["table"]["rows"])}["79"] == 512345
