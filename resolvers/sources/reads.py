@@ -60,6 +60,9 @@ def candidate_periods(frequency: str, first: str | None, last: str | None, today
     """
     if first is None and last is None:
         return latest_periods(frequency, today, window)
+    bounds = [Period.parse(p) for p in (first, last) if p is not None]
+    if len(bounds) == 2 and all(p.frequency == frequency for p in bounds):
+        return period_range(*bounds) if bounds[0] <= bounds[1] else []
     top = Period.parse(last).year if last else today.year
     years_back = -(-window * Period(top, 1, frequency).months // 12)  # ceiling
     bottom = Period.parse(first).year if first else top - years_back
