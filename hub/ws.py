@@ -236,7 +236,7 @@ class _Session:
             db=self.state.pool,
             principal=principal,
             scope=scope,
-            loaders=Loaders(self.state.pool, scope, today),
+            loaders=Loaders(self.state.pool, scope, today, self.state.sources),
             max_page_size=self.endpoint.max_page_size,
             today=today,
             request_id=self.key,
@@ -281,7 +281,9 @@ class _Session:
         assert prepared.document is not None
         # Each operation gets its own loaders and error list; the connection's principal and scope stay.
         context = replace(
-            self.context, side_errors=[], loaders=Loaders(self.state.pool, self.context.scope, self.context.today)
+            self.context,
+            side_errors=[],
+            loaders=Loaders(self.state.pool, self.context.scope, self.context.today, self.state.sources),
         )
         if prepared.operation is OperationType.SUBSCRIPTION:
             outcome = subscribe(

@@ -311,8 +311,10 @@ class Query:
     ) -> Table | None:
         readable = await _readable_codes(info, indicators)
         unit_ids = await _unit_ids(info, units, parent, level)
-        rows = await info.context.loaders.indicator_by_code.load_many(readable)
-        federated = [(n, r) for n, r in enumerate(rows) if r is not None and r.source != "hub"]
+        # Columns are the readable codes that exist, in the order asked; rows follow them exactly.
+        rows = [r for r in await info.context.loaders.indicator_by_code.load_many(readable) if r is not None]
+        readable = [r.code for r in rows]
+        federated = [(n, r) for n, r in enumerate(rows) if r.source != "hub"]
         if federated:
             block, problems = await tables.fetch_table_with_sources(
                 info.context.db,
@@ -326,7 +328,7 @@ class Query:
             _report_all(info, problems)
         else:
             block = await tables.fetch_table(info.context.db, readable, unit_ids, period)
-        return Table(period=period, columns=[Indicator.of(r) for r in rows if r], rows=block)
+        return Table(period=period, columns=[Indicator.of(r) for r in rows], rows=block)
 
     @strawberry.field(description="One indicator over units and a period range, values as arrays.")
     async def series(

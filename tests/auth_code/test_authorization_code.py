@@ -28,7 +28,8 @@ async def oauth_hub(database_url: str) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    settings = Settings(port=port, graphiql=False, issuer=f"http://127.0.0.1:{port}")
+    # The token endpoint's per-address counters are shared by every module's hub on 127.0.0.1.
+    settings = Settings(port=port, graphiql=False, issuer=f"http://127.0.0.1:{port}", token_rate_limit=10_000)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, database_url), log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
