@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import date
 from typing import Annotated
 
 import strawberry
 
 from resolvers import agencies, aggregates, indicators, observations, regimes, tables, units
-from resolvers import reports as report_rows
-from resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
-from resolvers.pagination import page_request
+from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.periods import Period as PeriodValue
 from resolvers.periods import period_range
 from resolvers.sources import reads as source_reads
@@ -28,70 +25,21 @@ from schema.context import Info
 from schema.data import Aggregate, Observation, ObservationStatus, Series, Table
 from schema.me import Me, me_of
 from schema.relay import Connection, Node, parse_global_id
-from schema.reports import (
-    AuditEntry,
-    Revision,
-    Submission,
-    SubmissionStatus,
-    Timeliness,
-    revision_of,
-    timeliness_of,
-    visibility,
-    visible_submission,
-)
+from schema.report_queries import ReportQueries
 from schema.scalars import Period
+from schema.selection import (
+    After,
+    First,
+    indicator_or_raise,
+    page_of,
+    readable_codes,
+    report_all,
+    unit_ids_of,
+    units_of,
+)
 from schema.sources import Source
 
 MAX_SERIES_CELLS = 200_000
-First = Annotated[int | None, strawberry.argument(description="Page size (default 50, capped).")]
-After = Annotated[str | None, strawberry.argument(description="Cursor from a previous page.")]
-
-
-def _page(info: Info, first: int | None, after: str | None):
-    return page_request(first, after, info.context.max_page_size)
-
-
-async def _readable_codes(info: Info, codes: list[str]) -> list[str]:
-    """The codes the caller may read; each other code is reported (FORBIDDEN or NOT_FOUND)."""
-    scope = info.context.scope
-    readable = [c for c in dict.fromkeys(codes) if scope.may_read(c)]
-    denied = [c for c in dict.fromkeys(codes) if not scope.may_read(c)]
-    if denied:
-        existing = {
-            r["code"]
-            for r in await info.context.db.fetch("SELECT code FROM indicator WHERE code = ANY($1::text[])", denied)
-        }
-        for code in denied:
-            error = (
-                Forbidden(f"you may not read indicator {code}")
-                if code in existing
-                else NotFound(f"there is no indicator {code}")
-            )
-            info.context.report(list(info.path.as_list()), error)
-    return readable
-
-
-async def _indicator_or_raise(info: Info, code: str) -> Indicator:
-    row = await info.context.loaders.indicator_by_code.load(code)
-    if row is not None:
-        return Indicator.of(row)
-    exists = await info.context.db.fetchval("SELECT 1 FROM indicator WHERE code = $1", code)
-    raise (Forbidden(f"you may not read indicator {code}") if exists else NotFound(f"there is no indicator {code}"))
-
-
-async def _unit_ids(info: Info, units_: list[str] | None, parent: str | None, level: UnitLevel | None) -> list[int]:
-    selection = observations.UnitSelection(units_, parent, level.value if level else None, info.context.today)
-    return await observations.select_unit_ids(info.context.db, selection, info.context.scope)
-
-
-async def _units(info: Info, unit_ids: list[int]) -> list[units.Unit]:
-    return [u for u in await info.context.loaders.unit_by_id.load_many(unit_ids) if u is not None]
-
-
-def _report_all(info: Info, problems: Sequence[HubError]) -> None:
-    """Errors that leave the field's other values standing (a source that could not answer)."""
-    for problem in problems:
-        info.context.report(list(info.path.as_list()), problem)
 
 
 def _period_list(first: str, last: str) -> list[str]:
@@ -99,7 +47,7 @@ def _period_list(first: str, last: str) -> list[str]:
 
 
 @strawberry.type
-class Query:
+class Query(ReportQueries):
     @strawberry.field(description="Who you are and what you may read.")
     def me(self, info: Info) -> Me:
         return me_of(info)
@@ -146,7 +94,7 @@ class Query:
     ) -> Connection[Indicator]:
         page = await indicators.list_indicators(
             info.context.db,
-            _page(info, first, after),
+            page_of(info, first, after),
             info.context.scope,
             field=field,
             periodicity=periodicity.value if periodicity else None,
@@ -158,7 +106,7 @@ class Query:
 
     @strawberry.field(description="One indicator by code: NOT_FOUND if unknown, FORBIDDEN if not granted.")
     async def indicator(self, info: Info, code: str) -> Indicator | None:
-        return await _indicator_or_raise(info, code)
+        return await indicator_or_raise(info, code)
 
     @strawberry.field(
         description="Administrative units in force on valid_on (default today), or at any date with all_dates."
@@ -176,7 +124,7 @@ class Query:
     ) -> Connection[AdministrativeUnit]:
         page = await units.list_units(
             info.context.db,
-            _page(info, first, after),
+            page_of(info, first, after),
             level=level.value if level else None,
             parent=parent,
             valid_on=valid_on or info.context.today,
@@ -197,7 +145,7 @@ class Query:
         self, info: Info, first: First = None, after: After = None, kind: AgencyKind | None = None
     ) -> Connection[Agency]:
         page = await agencies.list_agencies(
-            info.context.db, _page(info, first, after), kind=kind.value if kind else None
+            info.context.db, page_of(info, first, after), kind=kind.value if kind else None
         )
         return Connection.of(page, Agency)
 
@@ -237,17 +185,17 @@ class Query:
         first: First = None,
         after: After = None,
     ) -> Connection[Observation] | None:
-        request = _page(info, first, after)
-        readable = await _readable_codes(info, indicators)
-        unit_ids = await _unit_ids(info, units, parent, level)
+        request = page_of(info, first, after)
+        readable = await readable_codes(info, indicators)
+        unit_ids = await unit_ids_of(info, units, parent, level)
         rows = await info.context.loaders.indicator_by_code.load_many(readable)
         federated = [r for r in rows if r is not None and r.source != "hub"]
         values: list[observations.Observation] = []
         if federated:
             values, problems = await source_reads.observation_rows(
-                info.context.loaders.sources, federated, await _units(info, unit_ids), from_, to, info.context.today
+                info.context.loaders.sources, federated, await units_of(info, unit_ids), from_, to, info.context.today
             )
-            _report_all(info, problems)
+            report_all(info, problems)
         page = await observations.list_observations(
             info.context.db,
             request,
@@ -273,7 +221,7 @@ class Query:
         unit_valid_on: date | None = None,
     ) -> Observation | None:
         if not info.context.scope.may_read(indicator):
-            await _indicator_or_raise(info, indicator)  # raises FORBIDDEN or NOT_FOUND
+            await indicator_or_raise(info, indicator)  # raises FORBIDDEN or NOT_FOUND
         found = await observations.fetch_observation(
             info.context.db,
             info.context.scope,
@@ -309,8 +257,8 @@ class Query:
         level: UnitLevel | None = None,
         period: Period | None = None,  # type: ignore[valid-type]
     ) -> Table | None:
-        readable = await _readable_codes(info, indicators)
-        unit_ids = await _unit_ids(info, units, parent, level)
+        readable = await readable_codes(info, indicators)
+        unit_ids = await unit_ids_of(info, units, parent, level)
         # Columns are the readable codes that exist, in the order asked; rows follow them exactly.
         rows = [r for r in await info.context.loaders.indicator_by_code.load_many(readable) if r is not None]
         readable = [r.code for r in rows]
@@ -321,11 +269,11 @@ class Query:
                 info.context.loaders.sources,
                 readable,
                 federated,
-                await _units(info, unit_ids),
+                await units_of(info, unit_ids),
                 period,
                 info.context.today,
             )
-            _report_all(info, problems)
+            report_all(info, problems)
         else:
             block = await tables.fetch_table(info.context.db, readable, unit_ids, period)
         return Table(period=period, columns=[Indicator.of(r) for r in rows], rows=block)
@@ -346,20 +294,20 @@ class Query:
             strawberry.argument(description="Compute periods before a unit existed from its predecessors."),
         ] = True,
     ) -> Series | None:
-        found = await _indicator_or_raise(info, indicator)
+        found = await indicator_or_raise(info, indicator)
         periods = _period_list(from_, to)
         if periods and PeriodValue.parse(periods[0]).frequency != found.periodicity.value:
             raise BadUserInput(
                 f"{indicator} is reported with frequency {found.periodicity.value}; ask for periods of that frequency"
             )
-        unit_ids = await _unit_ids(info, units, parent, level)
+        unit_ids = await unit_ids_of(info, units, parent, level)
         if len(unit_ids) * len(periods) > MAX_SERIES_CELLS:
             raise BadUserInput(f"a series may hold at most {MAX_SERIES_CELLS} cells; narrow it")
         if found.source != "hub":
             block, problems = await source_reads.series_block(
-                info.context.loaders.sources, found._row, await _units(info, unit_ids), periods, disaggregation
+                info.context.loaders.sources, found._row, await units_of(info, unit_ids), periods, disaggregation
             )
-            _report_all(info, problems)
+            report_all(info, problems)
         else:
             block = await tables.fetch_series(
                 info.context.db, indicator, unit_ids, periods, disaggregation, derive=through_lineage
@@ -387,7 +335,7 @@ class Query:
             ),
         ] = None,
     ) -> Aggregate | None:
-        found = await _indicator_or_raise(info, indicator)
+        found = await indicator_or_raise(info, indicator)
         if found.source != "hub":
             raise BadUserInput(
                 f"{indicator} is served by source {found.source}: aggregate is not supported for federated "
@@ -414,78 +362,6 @@ class Query:
     def sources(self, info: Info) -> list[Source]:
         registry = info.context.loaders.sources.registry
         return [Source.of(s, info.context.scope) for s in registry] if registry else []
-
-    @strawberry.field(
-        description="Reports you may see: your agency's, those your agency receives, or all "
-        "(audit:read, admin). Newest first."
-    )
-    async def submissions(
-        self,
-        info: Info,
-        regime: str | None = None,
-        period: Period | None = None,  # type: ignore[valid-type]
-        agency: str | None = None,
-        status: SubmissionStatus | None = None,
-        first: First = None,
-        after: After = None,
-    ) -> Connection[Submission]:
-        page = await report_rows.list_submissions(
-            info.context.db,
-            _page(info, first, after),
-            visibility(info),
-            regime=regime,
-            period=period,
-            agency=agency,
-            status=status.value if status else None,
-        )
-        return Connection.of(page, Submission)
-
-    @strawberry.field
-    async def submission(self, info: Info, submission_id: int) -> Submission | None:
-        return Submission.of(await visible_submission(info, submission_id))
-
-    @strawberry.field(
-        description="Expected, submitted, on-time, late and missing reports of a regime for a "
-        "period, with counts and rates."
-    )
-    async def timeliness(self, info: Info, regime: str, period: Period) -> Timeliness | None:  # type: ignore[valid-type]
-        visibility(info)
-        rows = await report_rows.timeliness(info.context.db, regime, period, info.context.clock())
-        return timeliness_of(regime, period, rows)
-
-    @strawberry.field(description="Every revision of one value, oldest first: who, when, why.")
-    async def value_history(
-        self,
-        info: Info,
-        indicator: str,
-        unit: str,
-        period: Period,  # type: ignore[valid-type]
-        disaggregation: str = "",
-        unit_valid_on: date | None = None,
-    ) -> list[Revision] | None:
-        if not info.context.scope.may_read(indicator):
-            await _indicator_or_raise(info, indicator)
-        row = await units.fetch_unit(info.context.db, unit, unit_valid_on or info.context.today)
-        if row is None:
-            raise NotFound(f"there is no unit {unit} in force on that date")
-        if not info.context.scope.covers_unit(row.id):
-            raise Forbidden(f"you may not read values for unit {unit}")
-        history = await report_rows.value_history(info.context.db, indicator, row.id, period, disaggregation)
-        return [revision_of(r) for r in history]
-
-    @strawberry.field(description="The audit log, newest first (audit:read).")
-    async def audit_trail(
-        self,
-        info: Info,
-        subject: str | None = None,
-        action: str | None = None,
-        first: First = None,
-        after: After = None,
-    ) -> Connection[AuditEntry] | None:
-        if not (info.context.principal.has_scope("audit:read") or info.context.principal.has_scope("admin")):
-            raise Forbidden("the audit trail needs the audit:read scope")
-        page = await report_rows.list_audit(info.context.db, _page(info, first, after), subject=subject, action=action)
-        return Connection.of(page, AuditEntry)
 
 
 async def _federated_node(info: Info, key: str) -> Observation | None:

@@ -20,9 +20,9 @@ from resolvers.events import RESYNC, EventHub
 from schema.catalogue import UnitLevel
 from schema.context import Info
 from schema.data import Observation
-from schema.query import _readable_codes, _unit_ids
 from schema.reports import SubmissionStatus, visibility
 from schema.scalars import Period
+from schema.selection import readable_codes, unit_ids_of
 
 SUBMISSION_EVENTS = {"submission.submitted", "submission.accepted", "submission.returned"}
 _SELECT_CHANGED = """
@@ -124,9 +124,9 @@ class Subscription:
         scope = info.context.scope
         denied = [c for c in indicators if not scope.may_read(c)]
         if denied:
-            await _readable_codes(info, denied)
+            await readable_codes(info, denied)
             raise Forbidden(f"you may not read {', '.join(denied)}")
-        unit_ids = await _unit_ids(info, units, parent, level)
+        unit_ids = await unit_ids_of(info, units, parent, level)
         hub = _hub(info)
         subscriber = hub.subscribe(lambda e: e.get("type") in ("submission.accepted", "observation.revised"))
         try:

@@ -1,0 +1,103 @@
+"""Root fields about reports: submissions, timeliness, value history and the audit trail."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import strawberry
+
+from resolvers import reports as report_rows
+from resolvers import units
+from resolvers.errors import Forbidden, NotFound
+from schema.context import Info
+from schema.relay import Connection
+from schema.reports import (
+    AuditEntry,
+    Revision,
+    Submission,
+    SubmissionStatus,
+    Timeliness,
+    revision_of,
+    timeliness_of,
+    visibility,
+    visible_submission,
+)
+from schema.scalars import Period
+from schema.selection import After, First, indicator_or_raise, page_of
+
+
+@strawberry.type
+class ReportQueries:
+    @strawberry.field(
+        description="Reports you may see: your agency's, those your agency receives, or all "
+        "(audit:read, admin). Newest first."
+    )
+    async def submissions(
+        self,
+        info: Info,
+        regime: str | None = None,
+        period: Period | None = None,  # type: ignore[valid-type]
+        agency: str | None = None,
+        status: SubmissionStatus | None = None,
+        first: First = None,
+        after: After = None,
+    ) -> Connection[Submission]:
+        page = await report_rows.list_submissions(
+            info.context.db,
+            page_of(info, first, after),
+            visibility(info),
+            regime=regime,
+            period=period,
+            agency=agency,
+            status=status.value if status else None,
+        )
+        return Connection.of(page, Submission)
+
+    @strawberry.field
+    async def submission(self, info: Info, submission_id: int) -> Submission | None:
+        return Submission.of(await visible_submission(info, submission_id))
+
+    @strawberry.field(
+        description="Expected, submitted, on-time, late and missing reports of a regime for a "
+        "period, with counts and rates."
+    )
+    async def timeliness(self, info: Info, regime: str, period: Period) -> Timeliness | None:  # type: ignore[valid-type]
+        visibility(info)
+        rows = await report_rows.timeliness(info.context.db, regime, period, info.context.clock())
+        return timeliness_of(regime, period, rows)
+
+    @strawberry.field(description="Every revision of one value, oldest first: who, when, why.")
+    async def value_history(
+        self,
+        info: Info,
+        indicator: str,
+        unit: str,
+        period: Period,  # type: ignore[valid-type]
+        disaggregation: str = "",
+        unit_valid_on: date | None = None,
+    ) -> list[Revision] | None:
+        if not info.context.scope.may_read(indicator):
+            await indicator_or_raise(info, indicator)
+        row = await units.fetch_unit(info.context.db, unit, unit_valid_on or info.context.today)
+        if row is None:
+            raise NotFound(f"there is no unit {unit} in force on that date")
+        if not info.context.scope.covers_unit(row.id):
+            raise Forbidden(f"you may not read values for unit {unit}")
+        history = await report_rows.value_history(info.context.db, indicator, row.id, period, disaggregation)
+        return [revision_of(r) for r in history]
+
+    @strawberry.field(description="The audit log, newest first (audit:read).")
+    async def audit_trail(
+        self,
+        info: Info,
+        subject: str | None = None,
+        action: str | None = None,
+        first: First = None,
+        after: After = None,
+    ) -> Connection[AuditEntry] | None:
+        if not (info.context.principal.has_scope("audit:read") or info.context.principal.has_scope("admin")):
+            raise Forbidden("the audit trail needs the audit:read scope")
+        page = await report_rows.list_audit(
+            info.context.db, page_of(info, first, after), subject=subject, action=action
+        )
+        return Connection.of(page, AuditEntry)
