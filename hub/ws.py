@@ -159,7 +159,7 @@ class _Session:
         timers = [asyncio.create_task(self._init_deadline())]
         try:
             while not self.closed.is_set():
-                receive = asyncio.create_task(self.ws.receive_text())
+                receive = asyncio.create_task(self._receive_text())
                 closing = asyncio.create_task(self.closed.wait())
                 done, _ = await asyncio.wait({receive, closing}, return_when=asyncio.FIRST_COMPLETED)
                 closing.cancel()
@@ -186,8 +186,21 @@ class _Session:
 
     async def send(self, message: dict[str, Any]) -> None:
         async with self.send_lock:
-            if not self.closed.is_set():
+            if self.closed.is_set():
+                return
+            try:
                 await self.ws.send_text(orjson.dumps(message).decode())
+            except (RuntimeError, WebSocketDisconnect, OSError):
+                # The transport already ended (the peer left, or keepalive gave up): stop quietly.
+                self.closed.set()
+
+    async def _receive_text(self) -> str:
+        message = await self.ws.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        if message.get("text") is None:
+            raise _Closed(4400, "binary frames are not graphql-transport-ws messages")
+        return str(message["text"])
 
     async def _init_deadline(self) -> None:
         await asyncio.sleep(self.endpoint.init_timeout)
@@ -322,6 +335,8 @@ class _Session:
         except asyncio.CancelledError:
             raise
         except Exception:  # the protocol's last word on an operation; details go to the log only
+            if self.closed.is_set():
+                return  # the connection is gone; nobody is left to tell
             log.exception("subscription %s failed, correlation id %s", op_id, self.key)
             await self._error(op_id, GraphQLError("internal error", extensions={"code": "INTERNAL"}))
         finally:
