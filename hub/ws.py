@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import time
 import uuid
@@ -22,7 +23,16 @@ from typing import Any
 
 import asyncpg
 import orjson
-from graphql import ExecutionResult, GraphQLError, OperationType, execute, subscribe
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    OperationType,
+    create_source_event_stream,
+    execute,
+    execute_subscription_event,
+)
+from graphql import Executor as OperationExecutor
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from auth.principal import Principal
@@ -61,7 +71,7 @@ class Connections:
         self._pool = pool
         self._per_client = per_client
         self._check_every = check_every
-        self._open: dict[str, tuple[Principal, Callable[[int, str], Any]]] = {}
+        self._open: dict[str, tuple[str, Principal, Callable[[int, str], Any]]] = {}
         self._clients: Counter[str] = Counter()
         self._task: asyncio.Task[None] | None = None
 
@@ -74,22 +84,25 @@ class Connections:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def add(self, key: str, principal: Principal, close: Callable[[int, str], Any]) -> None:
-        client = principal.client_id or "anonymous"
+    def add(self, key: str, principal: Principal, peer: str, close: Callable[[int, str], Any]) -> None:
+        # Anonymous callers have no client to count against: each address gets the cap of one client.
+        client = principal.client_id or f"anonymous {peer}"
         if self._clients[client] >= self._per_client:
             raise _Closed(4429, f"at most {self._per_client} connections per client")
         self._clients[client] += 1
-        self._open[key] = (principal, close)
+        self._open[key] = (client, principal, close)
 
     def remove(self, key: str) -> None:
         entry = self._open.pop(key, None)
         if entry:
-            self._clients[entry[0].client_id or "anonymous"] -= 1
+            self._clients[entry[0]] -= 1
+            if not self._clients[entry[0]]:
+                del self._clients[entry[0]]  # addresses come and go: keep no count for those gone
 
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self._check_every)
-            tracked = [(k, p) for k, (p, _) in self._open.items() if p.client_id]
+            tracked = [(k, p) for k, (_, p, _) in self._open.items() if p.client_id]
             if not tracked:
                 continue
             try:
@@ -106,7 +119,7 @@ class Connections:
             for row in rows:
                 entry = self._open.get(row["key"])
                 if entry:
-                    await entry[1](4403, "Forbidden: the token was revoked or its client disabled")
+                    await entry[2](4403, "Forbidden: the token was revoked or its client disabled")
 
 
 class GraphQLWebSocket:
@@ -241,7 +254,8 @@ class _Session:
             principal = await authenticator.principal(authorization if isinstance(authorization, str) else None)
         except Unauthorized as exc:
             raise _Closed(4403, f"Forbidden: {exc.description}") from None
-        self.state.connections.add(self.key, principal, self.close)
+        peer = self.ws.client.host if self.ws.client else "unknown"
+        self.state.connections.add(self.key, principal, peer, self.close)
         self.principal = principal
         scope = await resolve_scope(self.state.pool, principal.grants)
         today = date.today()
@@ -299,13 +313,7 @@ class _Session:
             loaders=Loaders(self.state.pool, self.context.scope, self.context.today, self.state.sources),
         )
         if prepared.operation is OperationType.SUBSCRIPTION:
-            outcome = subscribe(
-                schema._schema,
-                prepared.document,
-                context_value=context,
-                variable_values=variables,
-                operation_name=operation_name,
-            )
+            outcome = _subscribe(prepared.document, context, variables, operation_name)
         else:
             outcome = execute(
                 schema._schema,
@@ -368,6 +376,48 @@ class _Session:
         await self.send(
             {"id": op_id, "type": "error", "payload": [format_error(e, self.key, suggestions=False) for e in errors]}
         )
+
+
+async def _subscribe(
+    document: DocumentNode, context: Context, variables: dict[str, Any] | None, operation_name: str | None
+) -> ExecutionResult | AsyncIterator[ExecutionResult]:
+    """A subscription's response stream, or the errors that prevented it.
+
+    Not graphql-core's ``subscribe()``: it executes every event on a copy of one executor, and the
+    copies share that executor's memo of collected sub-fields, which gains an entry per event (keyed
+    by a list built anew each time): about 2 KiB per delivered event, kept until the subscription
+    ends. Here each event gets an executor of its own, dropped once the event is delivered.
+    """
+
+    def executor(root_value: Any = None) -> OperationExecutor | list[GraphQLError]:
+        return OperationExecutor.build(schema._schema, document, root_value, context, variables, operation_name)
+
+    built = executor()
+    if isinstance(built, list):
+        return ExecutionResult(None, errors=built)
+    source = create_source_event_stream(built)
+    if inspect.isawaitable(source):
+        source = await source
+    if isinstance(source, ExecutionResult):
+        return source
+    return _responses(source, executor)
+
+
+async def _responses(
+    source: Any, executor: Callable[[Any], OperationExecutor | list[GraphQLError]]
+) -> AsyncIterator[ExecutionResult]:
+    try:
+        async for payload in source:
+            per_event = executor(payload)
+            if isinstance(per_event, list):  # cannot happen: the same arguments built the first executor
+                yield ExecutionResult(None, errors=per_event)
+                return
+            result = execute_subscription_event(per_event)
+            yield await result if inspect.isawaitable(result) else result
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
 
 __all__ = ["Connections", "EventHub", "GraphQLWebSocket"]

@@ -6,6 +6,9 @@ after PostgreSQL restarts and then tells every subscriber to resynchronise, and 
 each subscriber's queue. A subscriber whose queue is full is cut off with a reason; memory never
 grows without bound. Because NOTIFY crosses processes, an event committed through one hub process
 reaches subscribers on every other.
+
+Each notification is one ``Event`` object shared by all its subscribers, so that subscribers asking
+the same read of it (a thousand dashboards with one query) share one statement (``Event.read_once``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -25,7 +28,36 @@ from resolvers.submissions import EVENT_CHANNEL
 
 log = logging.getLogger("hub.events")
 QUEUE_SIZE = 256
-RESYNC: dict[str, Any] = {"type": "resync"}
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class Event:
+    """One notification, as every subscriber receives it: its keys, and the reads its subscribers share."""
+
+    data: dict[str, Any]
+    _reads: dict[Hashable, asyncio.Future[Any]] = field(default_factory=dict, repr=False)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    async def read_once(self, key: Hashable, read: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """``read(*args)`` for this event, done once for every subscriber asking with the same key.
+
+        The key must name everything the read depends on, the reader's grants included (for example
+        the unit ids it may read); subscribers with different keys read separately. One subscriber
+        leaving does not cancel a read the others wait for.
+        """
+        shared = self._reads.get(key)
+        if shared is None:
+            shared = self._reads[key] = asyncio.ensure_future(read(*args))
+            # Retrieved here too, so that a failure nobody waits for any more is not logged as unretrieved.
+            shared.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return await asyncio.shield(shared)
+
+
+RESYNC = Event({"type": "resync"})
+_OVERFLOW = Event({"type": "overflow"})
 
 
 class SubscriberTooSlow(Exception):
@@ -37,19 +69,16 @@ class Subscriber:
     """One subscription's mailbox. ``wants`` filters event payloads cheaply before they are queued."""
 
     wants: Callable[[dict[str, Any]], bool]
-    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    queue: asyncio.Queue[Event] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
 
-    async def next(self) -> dict[str, Any]:
+    async def next(self) -> Event:
         if self.overflowed:
             raise SubscriberTooSlow("the subscriber did not keep up with the events; subscribe again")
         event = await self.queue.get()
         if event is _OVERFLOW:
             raise SubscriberTooSlow("the subscriber did not keep up with the events; subscribe again")
         return event
-
-
-_OVERFLOW: dict[str, Any] = {"type": "overflow"}
 
 
 class EventHub:
@@ -83,10 +112,10 @@ class EventHub:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish(self, event: Event) -> None:
         """Hand an event to every interested subscriber; cut off those that are full."""
         for subscriber in list(self._subscribers):
-            if event is not RESYNC and not subscriber.wants(event):
+            if event is not RESYNC and not subscriber.wants(event.data):
                 continue
             try:
                 subscriber.queue.put_nowait(event)
@@ -141,4 +170,4 @@ class EventHub:
             log.error("ignoring a malformed event payload")
             return
         if isinstance(event, dict):
-            self.publish(event)
+            self.publish(Event(event))

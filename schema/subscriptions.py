@@ -94,10 +94,13 @@ class Subscription:
                 if event is RESYNC:
                     yield SubmissionEvent(resync=True)
                     continue
-                row = await workflow.fetch_submission(info.context.db, int(event["submission"]))
+                submission_id = int(event.data["submission"])
+                row = await event.read_once(
+                    ("submission", submission_id), workflow.fetch_submission, info.context.db, submission_id
+                )
                 if row is not None:
                     yield SubmissionEvent(
-                        type=event["type"],
+                        type=event.data["type"],
                         submission_id=row.id,
                         regime=row.regime_code,
                         period=row.period,
@@ -135,8 +138,15 @@ class Subscription:
                 if event is RESYNC:
                     yield ObservationChange(resync=True)
                     continue
-                rows = await info.context.db.fetch(
-                    _SELECT_CHANGED, event.get("submission"), event.get("revision"), indicators, unit_ids
+                # The same indicators and readable units read the same rows: one statement for all such subscribers.
+                rows = await event.read_once(
+                    ("changed", tuple(indicators), tuple(unit_ids)),
+                    info.context.db.fetch,
+                    _SELECT_CHANGED,
+                    event.get("submission"),
+                    event.get("revision"),
+                    indicators,
+                    unit_ids,
                 )
                 if rows:
                     yield ObservationChange(

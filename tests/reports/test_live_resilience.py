@@ -576,12 +576,6 @@ async def test_a_consumer_that_stops_reading_is_closed_while_the_others_keep_rec
         await notifier.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect, hub/ws.py:302: graphql-core 3.3.2 subscribe() memoises sub-field collection on the "
-    "subscription's executor, shared by every per-event copy (graphql/execution/executor.py:627, 2147-2165), "
-    "keyed by a list built anew per event: about 2 KiB more per delivered event, kept until the subscription ends",
-)
 @bounded(120)
 async def test_memory_stays_flat_while_subscribers_receive_a_long_stream(two_hubs, own_pool, own_url) -> None:
     hub = two_hubs[1]
@@ -757,3 +751,30 @@ async def test_a_binary_frame_is_a_bad_message(capped_hub, own_pool) -> None:
         await ws.send(json.dumps({"type": "ping"}).encode())
         code, reason, read = await closed_with(ws, 5)
     assert (code, read) == (4400, 0), (code, reason)
+
+
+async def _anonymous_init(url: str, source: str) -> websockets.ClientConnection:
+    ws = await websockets.connect(url, subprotocols=["graphql-transport-ws"], local_addr=(source, 0))
+    await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+    return ws
+
+
+@bounded(60)
+async def test_anonymous_connections_are_capped_per_address_not_all_together(capped_hub) -> None:
+    """Anonymous callers share no client: each address (here two loopback addresses) has a client's cap."""
+    url = capped_hub.replace("http://", "ws://") + "/graphql"
+    opened = [await _anonymous_init(url, "127.0.0.1") for _ in range(2)]
+    try:
+        for ws in opened:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+        third = await _anonymous_init(url, "127.0.0.1")
+        code, reason, read = await closed_with(third, 5)
+        assert (code, read) == (4429, 0), (code, reason)
+        elsewhere = await _anonymous_init(url, "127.0.0.2")
+        try:
+            assert json.loads(await asyncio.wait_for(elsewhere.recv(), 5))["type"] == "connection_ack"
+        finally:
+            await elsewhere.close()
+    finally:
+        for ws in opened:
+            await ws.close()

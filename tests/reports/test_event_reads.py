@@ -1,0 +1,61 @@
+"""Subscribers of one event share its reads: one statement per distinct read, not one per subscriber."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from resolvers.events import Event
+
+READ = "SELECT code FROM admin_unit WHERE level = 'PROVINCE' AND valid_to IS NULL AND code = ANY($1::text[])"
+
+
+@pytest.fixture
+async def logged(database_url: str) -> AsyncIterator[tuple[asyncpg.Pool, list[str]]]:
+    statements: list[str] = []
+
+    async def log_queries(conn: asyncpg.Connection) -> None:
+        conn.add_query_logger(lambda record: statements.append(record.query))
+
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=log_queries)
+    assert pool is not None
+    try:
+        yield pool, statements
+    finally:
+        await pool.close()
+
+
+async def test_subscribers_asking_the_same_read_share_one_statement(logged) -> None:
+    pool, statements = logged
+    event = Event({"type": "submission.accepted", "submission": 1})
+    same = [event.read_once(("units", "79"), pool.fetch, READ, ["79"]) for _ in range(50)]
+    other = [event.read_once(("units", "01"), pool.fetch, READ, ["01"]) for _ in range(50)]
+    results = await asyncio.gather(*same, *other)
+    assert [[r["code"] for r in rows] for rows in results] == [["79"]] * 50 + [["01"]] * 50
+    assert statements.count(READ) == 2, statements
+
+
+async def test_a_subscriber_leaving_does_not_cancel_the_read_the_others_wait_for(logged) -> None:
+    pool, statements = logged
+    event = Event({"type": "submission.accepted", "submission": 2})
+    slow = "SELECT pg_sleep(0.3), $1::text AS code"
+    leaving = asyncio.create_task(event.read_once("slow", pool.fetch, slow, "79"))
+    staying = asyncio.create_task(event.read_once("slow", pool.fetch, slow, "79"))
+    await asyncio.sleep(0.1)
+    leaving.cancel()
+    rows = await staying
+    assert leaving.cancelled() and rows[0]["code"] == "79"
+    assert statements.count(slow) == 1
+
+
+async def test_a_failed_read_reaches_every_subscriber_that_shares_it(logged) -> None:
+    pool, _ = logged
+    event = Event({"type": "submission.accepted", "submission": 3})
+    bad = "SELECT 1 / $1::int"
+    results = await asyncio.gather(
+        *(event.read_once("bad", pool.fetchval, bad, 0) for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, asyncpg.DivisionByZeroError) for r in results), results
