@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -28,32 +29,57 @@ from resolvers.units import (
 )
 
 
-def _loader(fetch: Any, db: Queryable, *extra: Any) -> DataLoader:
-    """A loader calling ``fetch(db, keys, *extra)`` once per batch of keys."""
+class _PerRequest:
+    """A loader made on first use within a request, calling ``fetch(db, keys, *extra)`` once per batch.
 
-    async def batch(keys: list[Any]) -> list[Any]:
-        return list(await fetch(db, keys, *extra))
+    ``extra`` names attributes of the Loaders (``today``, ``scope``, ``readable``). Most requests touch
+    one or two relations, and building all of them for every request cost more than a point lookup's
+    own statement. A non-data descriptor: the loader it makes is stored on the instance, which then
+    answers every later access directly.
+    """
 
-    return DataLoader(batch_load_fn=batch)
+    def __init__(self, fetch: Callable[..., Awaitable[Any]], *extra: str) -> None:
+        self.fetch = fetch
+        self.extra = extra
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, loaders: Loaders | None, owner: type | None = None) -> Any:
+        if loaders is None:
+            return self
+        db, extra, fetch = loaders.db, [getattr(loaders, a) for a in self.extra], self.fetch
+
+        async def batch(keys: list[Any]) -> list[Any]:
+            return list(await fetch(db, keys, *extra))
+
+        loader = loaders.__dict__[self.name] = DataLoader(batch_load_fn=batch)
+        return loader
 
 
 class Loaders:
     """Created for each request: caches live exactly as long as the request."""
 
+    unit_by_id = _PerRequest(fetch_units_by_id)
+    children_by_unit = _PerRequest(list_children, "today")
+    predecessors_by_unit = _PerRequest(list_predecessors)
+    successors_by_unit = _PerRequest(list_successors)
+    agency_by_code = _PerRequest(fetch_agencies)
+    agency_by_unit = _PerRequest(fetch_agencies_by_unit)
+    indicator_by_code = _PerRequest(fetch_indicators, "scope")
+    indicators_by_agency = _PerRequest(list_indicators_by_agency, "scope")
+    dimensions_by_indicator = _PerRequest(list_dimensions)
+    field_by_code = _PerRequest(fetch_fields)
+    regime_by_code = _PerRequest(fetch_regimes)
+    reporters_by_regime = _PerRequest(list_reporters)
+    items_by_regime = _PerRequest(list_items, "readable")
+    observation_by_revision = _PerRequest(fetch_observations, "scope")
+
     def __init__(self, db: Queryable, scope: Scope, today: date, sources: SourceRegistry | None = None) -> None:
-        self.unit_by_id = _loader(fetch_units_by_id, db)
-        self.children_by_unit = _loader(list_children, db, today)
-        self.predecessors_by_unit = _loader(list_predecessors, db)
-        self.successors_by_unit = _loader(list_successors, db)
-        self.agency_by_code = _loader(fetch_agencies, db)
-        self.agency_by_unit = _loader(fetch_agencies_by_unit, db)
-        self.indicator_by_code = _loader(fetch_indicators, db, scope)
-        self.indicators_by_agency = _loader(list_indicators_by_agency, db, scope)
-        self.dimensions_by_indicator = _loader(list_dimensions, db)
-        self.field_by_code = _loader(fetch_fields, db)
-        self.regime_by_code = _loader(fetch_regimes, db)
-        self.reporters_by_regime = _loader(list_reporters, db)
-        self.items_by_regime = _loader(list_items, db, scope.indicators)
-        self.observation_by_revision = _loader(fetch_observations, db, scope)
+        self.db = db
+        self.scope = scope
+        self.readable = scope.indicators
+        self.today = today
         # One loader per federated source, created when the request first needs it.
         self.sources = SourceLoaders(sources, scope)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from auth.principal import Grants
@@ -45,8 +46,13 @@ class Scope:
 
 async def resolve_scope(db: Queryable, grants: Grants) -> Scope:
     """Turn grants into the arrays every data query filters on (one query when regions are limited)."""
-    indicators = sorted(grants.indicators)
     if grants.regions is None:
-        return Scope(indicators, None)
+        return _everywhere(grants.indicators)
     ids = await db.fetchval(_SELECT_SCOPE, sorted(grants.regions)) or []
-    return Scope(indicators, sorted(ids), frozenset(ids))
+    return Scope(sorted(grants.indicators), sorted(ids), frozenset(ids))
+
+
+@functools.lru_cache(maxsize=1024)
+def _everywhere(indicators: frozenset[str]) -> Scope:
+    # Callers keep presenting the same grants (one client, one token after another): sort them once.
+    return Scope(sorted(indicators), None)

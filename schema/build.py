@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
 
 from schema.catalogue import AdministrativeUnit, Agency, Indicator, Regime
 from schema.data import Observation
@@ -13,6 +14,22 @@ from schema.reports import Submission
 from schema.scalars import SCALAR_MAP
 from schema.subscriptions import Subscription
 
+
+class _RememberedNames(NameConverter):
+    """Strawberry converts every argument's name to camel case on every call of its field (for a
+    point lookup, five conversions per request); a name's conversion never changes, so keep it."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_camel_case=True)
+        self._converted: dict[str, str] = {}
+
+    def apply_naming_config(self, name: str) -> str:
+        converted = self._converted.get(name)
+        if converted is None:
+            converted = self._converted[name] = super().apply_naming_config(name)
+        return converted
+
+
 # A federation schema: the hub can join an Apollo Federation 2 supergraph as a subgraph
 # (_service, and _entities for Indicator and AdministrativeUnit; README, Federation).
 schema = strawberry.federation.Schema(
@@ -20,7 +37,7 @@ schema = strawberry.federation.Schema(
     mutation=Mutation,
     subscription=Subscription,
     types=[AdministrativeUnit, Agency, Indicator, Regime, Observation, Submission],
-    config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP),
+    config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP, name_converter=_RememberedNames()),
     federation_version="2.3",
 )
 

@@ -21,12 +21,13 @@ from graphql import (
     GraphQLError,
     NoSchemaIntrospectionCustomRule,
     OperationType,
-    execute,
+    execute_root_selection_set,
     get_operation_ast,
     parse,
     specified_rules,
     validate,
 )
+from graphql import Executor as OperationExecutor
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from resolvers.errors import ERROR_CODES, HubError
@@ -99,14 +100,20 @@ class Executor:
         assert prepared.document is not None
         try:
             async with asyncio.timeout(self._timeout):
-                result = execute(
+                # Not execute(): it wraps every operation for incremental delivery (@defer, @stream), which
+                # the schema does not offer, at a sixth of a small query's execution time.
+                operation = OperationExecutor.build(
                     self._schema,
                     prepared.document,
-                    context_value=context,
-                    variable_values=variables,
-                    operation_name=operation_name,
+                    None,
+                    context,
+                    variables,
+                    operation_name,
                     hide_suggestions=self._hide_suggestions,
                 )
+                if isinstance(operation, list):  # variables that do not coerce
+                    return ExecutionResult(data=None, errors=operation)
+                result = execute_root_selection_set(operation)
                 if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                     result = await result
         except TimeoutError:
