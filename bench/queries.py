@@ -202,8 +202,10 @@ class Query:
 
 
 async def indicator_codes(pool: asyncpg.Pool) -> list[str]:
-    """Every indicator code, in code order (the dashboard asks for all of them)."""
-    return [r["code"] for r in await pool.fetch("SELECT code FROM indicator ORDER BY code")]
+    """Every indicator the hub stores, in code order (the dashboard asks for all of them). Indicators a
+    federated source serves are left out: the benchmarked hub runs without sources, and the anchors
+    read only the hub's own tables."""
+    return [r["code"] for r in await pool.fetch("SELECT code FROM indicator WHERE source = 'hub' ORDER BY code")]
 
 
 def build_queries(indicators: list[str]) -> dict[str, Query]:

@@ -56,11 +56,13 @@ def create_app(
     *,
     authenticate: Authenticate | None = None,
     clock: Callable[[], datetime] | None = None,
+    after_start: Callable[[], object] | None = None,
 ) -> Starlette:
     """Build the ASGI app; the pool opens in the lifespan, so building is cheap and side-effect free.
 
     ``authenticate`` turns a request into a Principal; by default the bearer token is verified
-    (auth.resource), and a request without one is anonymous (auth.anonymous).
+    (auth.resource), and a request without one is anonymous (auth.anonymous). ``after_start`` runs
+    once everything has started, before the first request.
     """
 
     @contextlib.asynccontextmanager
@@ -85,6 +87,8 @@ def create_app(
         connections.start()
         # Federated sources connect on first use, so one that is down does not stop the start.
         sources = open_registry(settings.sources, database_url, execution_timeout=settings.execution_timeout)
+        if after_start is not None:
+            after_start()
         try:
             yield {"hub": HubState(settings, pool, authenticator, oauth, events, connections, sources)}
         finally:
