@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
 import time
 import uuid
@@ -23,20 +22,12 @@ from typing import Any
 
 import asyncpg
 import orjson
-from graphql import (
-    DocumentNode,
-    ExecutionResult,
-    GraphQLError,
-    OperationType,
-    create_source_event_stream,
-    execute,
-    execute_subscription_event,
-)
-from graphql import Executor as OperationExecutor
+from graphql import ExecutionResult, GraphQLError, OperationType, execute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from auth.principal import Principal
 from auth.resource import Authenticator, Unauthorized
+from hub.event_stream import SharedResponses, sharing_key, subscribe
 from resolvers.errors import HubError
 from resolvers.events import EventHub, SubscriberTooSlow
 from resolvers.loaders import Loaders
@@ -140,6 +131,7 @@ class GraphQLWebSocket:
         self.init_timeout = init_timeout
         self.max_page_size = max_page_size
         self.clock = clock
+        self.responses = SharedResponses()
 
     async def handle(self, websocket: WebSocket) -> None:
         origin = websocket.headers.get("origin")
@@ -313,7 +305,15 @@ class _Session:
             loaders=Loaders(self.state.pool, self.context.scope, self.context.today, self.state.sources),
         )
         if prepared.operation is OperationType.SUBSCRIPTION:
-            outcome = _subscribe(prepared.document, context, variables, operation_name)
+            key = sharing_key(query, operation_name, variables, context)
+            outcome = subscribe(
+                prepared.document,
+                context,
+                variables,
+                operation_name,
+                responses=self.endpoint.responses,
+                key=key,
+            )
         else:
             outcome = execute(
                 schema._schema,
@@ -376,48 +376,6 @@ class _Session:
         await self.send(
             {"id": op_id, "type": "error", "payload": [format_error(e, self.key, suggestions=False) for e in errors]}
         )
-
-
-async def _subscribe(
-    document: DocumentNode, context: Context, variables: dict[str, Any] | None, operation_name: str | None
-) -> ExecutionResult | AsyncIterator[ExecutionResult]:
-    """A subscription's response stream, or the errors that prevented it.
-
-    Not graphql-core's ``subscribe()``: it executes every event on a copy of one executor, and the
-    copies share that executor's memo of collected sub-fields, which gains an entry per event (keyed
-    by a list built anew each time): about 2 KiB per delivered event, kept until the subscription
-    ends. Here each event gets an executor of its own, dropped once the event is delivered.
-    """
-
-    def executor(root_value: Any = None) -> OperationExecutor | list[GraphQLError]:
-        return OperationExecutor.build(schema._schema, document, root_value, context, variables, operation_name)
-
-    built = executor()
-    if isinstance(built, list):
-        return ExecutionResult(None, errors=built)
-    source = create_source_event_stream(built)
-    if inspect.isawaitable(source):
-        source = await source
-    if isinstance(source, ExecutionResult):
-        return source
-    return _responses(source, executor)
-
-
-async def _responses(
-    source: Any, executor: Callable[[Any], OperationExecutor | list[GraphQLError]]
-) -> AsyncIterator[ExecutionResult]:
-    try:
-        async for payload in source:
-            per_event = executor(payload)
-            if isinstance(per_event, list):  # cannot happen: the same arguments built the first executor
-                yield ExecutionResult(None, errors=per_event)
-                return
-            result = execute_subscription_event(per_event)
-            yield await result if inspect.isawaitable(result) else result
-    finally:
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
 
 
 __all__ = ["Connections", "EventHub", "GraphQLWebSocket"]

@@ -48,12 +48,20 @@ class Event:
         the unit ids it may read); subscribers with different keys read separately. One subscriber
         leaving does not cancel a read the others wait for.
         """
-        shared = self._reads.get(key)
-        if shared is None:
-            shared = self._reads[key] = asyncio.ensure_future(read(*args))
-            # Retrieved here too, so that a failure nobody waits for any more is not logged as unretrieved.
-            shared.add_done_callback(lambda f: f.cancelled() or f.exception())
-        return await asyncio.shield(shared)
+        return await shared(self._reads, key, lambda: read(*args))
+
+
+def shared(memo: dict[Hashable, asyncio.Future[Any]], key: Hashable, start: Callable[[], Awaitable[T]]) -> Awaitable[T]:
+    """The one result for ``key`` in ``memo``: the first caller starts it, later callers wait for the same.
+
+    A caller that is cancelled does not cancel it for the others; a failure reaches every caller.
+    """
+    future = memo.get(key)
+    if future is None:
+        future = memo[key] = asyncio.ensure_future(start())
+        # Retrieved here too, so that a failure nobody waits for any more is not logged as unretrieved.
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+    return asyncio.shield(future)
 
 
 RESYNC = Event({"type": "resync"})

@@ -11,6 +11,7 @@ from collections.abc import AsyncGenerator
 from datetime import datetime
 from typing import Any
 
+import asyncpg
 import strawberry
 
 from resolvers import observations as observation_rows
@@ -51,6 +52,31 @@ class SubmissionEvent:
 class ObservationChange:
     resync: bool = False
     observations: list[Observation] = strawberry.field(default_factory=list)
+
+
+async def _submission_event(db: asyncpg.Pool, event: dict[str, Any]) -> SubmissionEvent | None:
+    row = await workflow.fetch_submission(db, int(event["submission"]))
+    if row is None:
+        return None
+    return SubmissionEvent(
+        type=event["type"],
+        submission_id=row.id,
+        regime=row.regime_code,
+        period=row.period,
+        agency=row.agency_code,
+        status=SubmissionStatus(row.status),
+        submitted_at=row.submitted_at,
+        on_time=row.on_time,
+    )
+
+
+async def _changes(
+    db: asyncpg.Pool, event: dict[str, Any], indicators: list[str], unit_ids: list[int]
+) -> ObservationChange | None:
+    rows = await db.fetch(_SELECT_CHANGED, event.get("submission"), event.get("revision"), indicators, unit_ids)
+    if not rows:
+        return None
+    return ObservationChange(observations=[Observation.of(observation_rows.Observation(**r)) for r in rows])
 
 
 def _hub(info: Info) -> EventHub:
@@ -94,21 +120,10 @@ class Subscription:
                 if event is RESYNC:
                     yield SubmissionEvent(resync=True)
                     continue
-                submission_id = int(event.data["submission"])
-                row = await event.read_once(
-                    ("submission", submission_id), workflow.fetch_submission, info.context.db, submission_id
-                )
-                if row is not None:
-                    yield SubmissionEvent(
-                        type=event.data["type"],
-                        submission_id=row.id,
-                        regime=row.regime_code,
-                        period=row.period,
-                        agency=row.agency_code,
-                        status=SubmissionStatus(row.status),
-                        submitted_at=row.submitted_at,
-                        on_time=row.on_time,
-                    )
+                # One object per event for every subscriber (read once; hub.ws executes it once per operation).
+                payload = await event.read_once("submission", _submission_event, info.context.db, event.data)
+                if payload is not None:
+                    yield payload
         finally:
             hub.unsubscribe(subscriber)
 
@@ -138,19 +153,17 @@ class Subscription:
                 if event is RESYNC:
                     yield ObservationChange(resync=True)
                     continue
-                # The same indicators and readable units read the same rows: one statement for all such subscribers.
-                rows = await event.read_once(
+                # The same indicators and readable units read the same rows: one statement, and one object,
+                # for all such subscribers of the event.
+                change = await event.read_once(
                     ("changed", tuple(indicators), tuple(unit_ids)),
-                    info.context.db.fetch,
-                    _SELECT_CHANGED,
-                    event.get("submission"),
-                    event.get("revision"),
+                    _changes,
+                    info.context.db,
+                    event.data,
                     indicators,
                     unit_ids,
                 )
-                if rows:
-                    yield ObservationChange(
-                        observations=[Observation.of(observation_rows.Observation(**r)) for r in rows]
-                    )
+                if change is not None:
+                    yield change
         finally:
             hub.unsubscribe(subscriber)

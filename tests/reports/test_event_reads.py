@@ -1,14 +1,19 @@
-"""Subscribers of one event share its reads: one statement per distinct read, not one per subscriber."""
+"""Subscribers of one event share its reads (one statement per distinct read, not one per subscriber) and,
+with the same operation and grants, its execution."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from graphql import ExecutionResult
 
+from hub.event_stream import SharedResponses
 from resolvers.events import Event
+from schema.subscriptions import SubmissionEvent
 
 READ = "SELECT code FROM admin_unit WHERE level = 'PROVINCE' AND valid_to IS NULL AND code = ANY($1::text[])"
 
@@ -59,3 +64,27 @@ async def test_a_failed_read_reaches_every_subscriber_that_shares_it(logged) -> 
         *(event.read_once("bad", pool.fetchval, bad, 0) for _ in range(3)), return_exceptions=True
     )
     assert all(isinstance(r, asyncpg.DivisionByZeroError) for r in results), results
+
+
+async def test_subscribers_with_one_operation_and_grants_share_one_execution_per_event() -> None:
+    responses = SharedResponses()
+    executions: list[str] = []
+
+    async def execute(label: str) -> ExecutionResult:
+        executions.append(label)
+        await asyncio.sleep(0.01)
+        return ExecutionResult({"label": label})
+
+    # What schema.subscriptions hands every subscriber of one event: strawberry types, equal by value.
+    event, next_event = SubmissionEvent(type="submission.accepted"), SubmissionEvent(type="submission.accepted")
+    same = [responses.get(event, "office", lambda: execute("office")) for _ in range(20)]
+    other = [responses.get(event, "province 86", lambda: execute("province 86")) for _ in range(5)]
+    results = await asyncio.gather(*same, *other)
+    assert [r.data["label"] for r in results] == ["office"] * 20 + ["province 86"] * 5
+    assert sorted(executions) == ["office", "province 86"]
+    await responses.get(next_event, "office", lambda: execute("office again"))
+    assert executions[-1] == "office again"  # a new event is a new execution
+
+    del event, next_event, same, other, results
+    gc.collect()
+    assert len(responses) == 0  # forgotten with the events' payloads

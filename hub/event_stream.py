@@ -1,0 +1,121 @@
+"""A subscription's responses: each event executed by an executor of its own, and shared.
+
+Not graphql-core's ``subscribe()``: it executes every event on a copy of one executor, and the
+copies share that executor's memo of collected sub-fields, which gains an entry per event (keyed by
+a list built anew each time): about 2 KiB per delivered event, kept until the subscription ended.
+Here each event gets an executor of its own, dropped once the event is delivered.
+
+Subscribers of one event (schema.subscriptions hands them all the same payload object) that run the
+same operation with the same variables and the same grants get the same response, executed once: a
+thousand command-centre screens with one query cost one execution per event, not a thousand.
+"""
+
+from __future__ import annotations
+
+import inspect
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from typing import Any
+
+import orjson
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLError,
+    create_source_event_stream,
+    execute_subscription_event,
+)
+from graphql import Executor as OperationExecutor
+
+from resolvers.events import shared
+from schema.build import schema
+from schema.context import Context
+
+
+class SharedResponses:
+    """Responses by event payload, then by operation and grants; forgotten with the payload.
+
+    Payloads are strawberry types, which compare by value and cannot be hashed: they are known by
+    identity, and a finalizer forgets their responses when they are collected (before the id can be
+    reused).
+    """
+
+    def __init__(self) -> None:
+        self._by_payload: dict[int, dict[Hashable, Any]] = {}
+
+    def __len__(self) -> int:
+        """How many events' payloads are remembered (those still referenced somewhere)."""
+        return len(self._by_payload)
+
+    def get(
+        self, payload: Any, key: Hashable, execute: Callable[[], Awaitable[ExecutionResult]]
+    ) -> Awaitable[ExecutionResult]:
+        ident = id(payload)
+        memo = self._by_payload.get(ident)
+        if memo is None:
+            try:
+                weakref.finalize(payload, self._by_payload.pop, ident, None)
+            except TypeError:  # a payload that cannot be referenced weakly is executed for its subscriber alone
+                return execute()
+            memo = self._by_payload[ident] = {}
+        return shared(memo, key, execute)
+
+
+def sharing_key(query: str, operation_name: str | None, variables: dict[str, Any] | None, context: Context) -> Hashable:
+    """What a response may depend on besides the event: the operation and everything about the caller
+    that resolvers consult (grants, scopes, agency)."""
+    principal = context.principal
+    return (
+        query,
+        operation_name,
+        orjson.dumps(variables, option=orjson.OPT_SORT_KEYS) if variables else None,
+        principal.grants,
+        principal.scopes,
+        principal.agency_code,
+        principal.user,
+    )
+
+
+async def subscribe(
+    document: DocumentNode,
+    context: Context,
+    variables: dict[str, Any] | None,
+    operation_name: str | None,
+    *,
+    responses: SharedResponses,
+    key: Hashable,
+) -> ExecutionResult | AsyncIterator[ExecutionResult]:
+    """A subscription's response stream, or the errors that prevented it."""
+
+    def executor(root_value: Any = None) -> OperationExecutor | list[GraphQLError]:
+        return OperationExecutor.build(schema._schema, document, root_value, context, variables, operation_name)
+
+    built = executor()
+    if isinstance(built, list):
+        return ExecutionResult(None, errors=built)
+    source = create_source_event_stream(built)
+    if inspect.isawaitable(source):
+        source = await source
+    if isinstance(source, ExecutionResult):
+        return source
+
+    async def execute(payload: Any) -> ExecutionResult:
+        per_event = executor(payload)
+        if isinstance(per_event, list):  # cannot happen: the same arguments built the first executor
+            return ExecutionResult(None, errors=per_event)
+        result = execute_subscription_event(per_event)
+        return await result if inspect.isawaitable(result) else result
+
+    return _responses(source, lambda payload: responses.get(payload, key, lambda: execute(payload)))
+
+
+async def _responses(
+    source: Any, respond: Callable[[Any], Awaitable[ExecutionResult]]
+) -> AsyncIterator[ExecutionResult]:
+    try:
+        async for payload in source:
+            yield await respond(payload)
+    finally:
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
