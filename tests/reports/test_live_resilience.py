@@ -33,6 +33,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 import uvicorn
 import websockets
@@ -331,10 +332,13 @@ class RestartablePostgres:
         self._ctl("-w", "-t", "60", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", log, "start")
 
     def remove(self) -> None:
-        # pgserver stops only the server it started itself, whose pid is gone after the restart.
+        # pgserver stops only the server it started itself, whose pid is gone after the restart: stop the
+        # running one here, and let pgserver's own clean-up find its process gone (psutil raises
+        # NoSuchProcess when that process has already been reaped, depending on timing).
         with contextlib.suppress(Exception):
             self._ctl("-w", "-t", "60", "-m", "immediate", "stop")
-        self.server.cleanup()
+        with contextlib.suppress(psutil.NoSuchProcess):
+            self.server.cleanup()
 
 
 @bounded(150)
