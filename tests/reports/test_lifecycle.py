@@ -103,10 +103,17 @@ async def test_correction_after_acceptance_keeps_history(gql, token_for, clock, 
     assert len(revisions) == 2
     assert revisions[1]["value"] == 12345.6 and revisions[1]["reason"] == "typo in the retail total"
     assert [r["current"] for r in revisions] == [False, True]
-    history = await gql(hue, "query($s: Int!) { submission(submissionId: $s) { history { action actorAgency } } }", s=submission)
+    history = await gql(
+        hue, "query($s: Int!) { submission(submissionId: $s) { history { action actorAgency } } }", s=submission
+    )
     actions = [h["action"] for h in history["data"]["submission"]["history"]]
-    assert actions == ["submission.open", "submission.values", "submission.submit", "submission.accept",
-                       "observation.correct"]
+    assert actions == [
+        "submission.open",
+        "submission.values",
+        "submission.submit",
+        "submission.accept",
+        "observation.correct",
+    ]
 
 
 async def test_ministry_quarterly_report_late_then_returned(gql, token_for, clock, pool) -> None:
