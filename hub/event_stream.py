@@ -58,12 +58,26 @@ class SharedResponses:
             except TypeError:  # a payload that cannot be referenced weakly is executed for its subscriber alone
                 return execute()
             memo = self._by_payload[ident] = {}
-        return shared(memo, key, execute)
+        started = key not in memo
+        response = shared(memo, key, execute)
+        if started:
+            memo[key].add_done_callback(lambda done: self._forget_failed(ident, key, done))
+        return response
+
+    def _forget_failed(self, ident: int, key: Hashable, done: Any) -> None:
+        # A failed execution's errors carry tracebacks whose frames hold the payload: kept here, the
+        # payload would never be collected and its finalizer never run. Those waiting already have it.
+        if done.cancelled() or done.exception() is not None or done.result().errors:
+            memo = self._by_payload.get(ident)
+            if memo is not None:
+                memo.pop(key, None)
+                if not memo:
+                    del self._by_payload[ident]
 
 
 def sharing_key(query: str, operation_name: str | None, variables: dict[str, Any] | None, context: Context) -> Hashable:
     """What a response may depend on besides the event: the operation and everything about the caller
-    that resolvers consult (grants, scopes, agency)."""
+    that resolvers consult (grants, scopes, agency, the units they may read, the day of the session)."""
     principal = context.principal
     return (
         query,
@@ -73,6 +87,8 @@ def sharing_key(query: str, operation_name: str | None, variables: dict[str, Any
         principal.scopes,
         principal.agency_code,
         principal.user,
+        context.today,
+        tuple(context.scope.unit_ids or ()),
     )
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from graphql import ExecutionResult
+from graphql import ExecutionResult, GraphQLError
 
 from hub.event_stream import SharedResponses
 from resolvers.events import Event
@@ -88,3 +88,22 @@ async def test_subscribers_with_one_operation_and_grants_share_one_execution_per
     del event, next_event, same, other, results
     gc.collect()
     assert len(responses) == 0  # forgotten with the events' payloads
+
+
+async def test_a_failed_shared_execution_lets_its_payload_go() -> None:
+    """Errors carry tracebacks whose frames hold the payload: remembered, the payload would never be collected."""
+    responses = SharedResponses()
+
+    async def failing(payload: SubmissionEvent) -> ExecutionResult:
+        try:
+            raise RuntimeError(f"cannot read {payload.type}")
+        except RuntimeError as exc:
+            return ExecutionResult(None, errors=[GraphQLError("internal error", original_error=exc)])
+
+    for _ in range(5):
+        event = SubmissionEvent(type="submission.accepted")
+        results = await asyncio.gather(*(responses.get(event, "office", lambda e=event: failing(e)) for _ in range(3)))
+        assert all(r.errors for r in results)
+        del event, results
+    gc.collect()
+    assert len(responses) == 0
