@@ -69,16 +69,26 @@ def new_database(admin_url: str) -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-async def database_url(new_database) -> str:
-    """A database migrated and loaded with the small demo set, shared by the session."""
-    url = await new_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        await load_demo(conn, scale="small")
-    finally:
-        await conn.close()
-    return url
+def new_demo_database(new_database) -> object:
+    """A factory of databases migrated and loaded with the small demo set (dropped with the session)."""
+
+    async def make() -> str:
+        url = await new_database()
+        conn = await asyncpg.connect(url)
+        try:
+            await migrate(conn)
+            await load_demo(conn, scale="small")
+        finally:
+            await conn.close()
+        return url
+
+    return make
+
+
+@pytest.fixture(scope="session")
+async def database_url(new_demo_database) -> str:
+    """A demo database shared by the session."""
+    return await new_demo_database()
 
 
 @pytest.fixture(scope="session")

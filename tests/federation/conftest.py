@@ -18,8 +18,6 @@ import pytest
 
 from auth.principal import Grants, Principal
 from hub.app import create_app
-from hub.demo.load import load_demo
-from hub.migrate import migrate
 from hub.settings import load_settings
 from tests.federation.upstreams import ArrivalsApi, PopulationDatabase, ResetServer, StatsGraphQL, serve, stop
 
@@ -31,12 +29,10 @@ SECOND_POPDB_INDICATOR = "IIP"
 
 
 @pytest.fixture(scope="session")
-async def fed_database_url(new_database) -> str:
-    url = await new_database()
+async def fed_database_url(new_demo_database) -> str:
+    url = await new_demo_database()
     conn = await asyncpg.connect(url)
     try:
-        await migrate(conn)
-        await load_demo(conn, scale="small")
         await conn.execute("UPDATE indicator SET source = 'statsbank' WHERE code = $1", GRAPHQL_INDICATOR)
         await conn.execute("UPDATE indicator SET source = 'popdb' WHERE code = $1", SECOND_POPDB_INDICATOR)
     finally:

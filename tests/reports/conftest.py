@@ -27,16 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-async def database_url(new_database) -> str:
+async def database_url(new_demo_database) -> str:
     """Reports change data: they get a demo database of their own, so read tests see the pristine one."""
-    url = await new_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        await load_demo(conn, scale="small")
-    finally:
-        await conn.close()
-    return url
+    return await new_demo_database()
 
 
 @pytest.fixture(scope="session")

@@ -79,16 +79,9 @@ def bounded(seconds: float) -> Callable[[Callable[..., Awaitable[None]]], Callab
 
 
 @pytest.fixture(scope="module")
-async def own_url(new_database) -> str:
+async def own_url(new_demo_database) -> str:
     """A superuser's URL of a migrated demo database only these tests use."""
-    url = await new_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        await load_demo(conn, scale="small")
-    finally:
-        await conn.close()
-    return str(url)
+    return str(await new_demo_database())
 
 
 @pytest.fixture(scope="module")
