@@ -1,8 +1,9 @@
 """The minimal Starlette anchor: the benchmarked queries' rows as JSON over HTTP, without GraphQL.
 
 Served by uvicorn in its own process, one worker, with the server settings ``nrhub serve`` uses
-(uvicorn's defaults: uvloop and httptools when installed), so that against the hub it differs only
-in what runs inside the request. Run by bench/read_api.py::
+(uvicorn's defaults: uvloop and httptools when installed, ``gc.freeze()`` once started), so that
+against the hub it differs only in what runs inside the request. ``POST /graphql`` is the minimal
+strawberry endpoint of the point lookup (bench/strawberry_anchor.py). Run by bench/read_api.py::
 
     python -m bench.anchor_app --dsn postgresql://... --port 8123 --indicators A,B,...
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -21,6 +23,7 @@ from starlette.routing import Route
 
 from bench.pool import create_pool
 from bench.queries import build_queries
+from bench.strawberry_anchor import graphql_endpoint
 
 JSON = "application/json"
 
@@ -31,6 +34,7 @@ def create_app(dsn: str, indicators: list[str]) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pool = await create_pool(dsn)
+        gc.freeze()  # as nrhub serve does once started (hub/cli.py)
         try:
             yield
         finally:
@@ -49,6 +53,7 @@ def create_app(dsn: str, indicators: list[str]) -> Starlette:
 
     routes = [Route(f"/{name}", endpoint(name), methods=["POST"]) for name in queries]
     routes.append(Route("/ping", ping, methods=["GET", "POST"]))
+    routes.append(Route("/graphql", graphql_endpoint, methods=["POST"]))
     return Starlette(routes=routes, lifespan=lifespan)
 
 

@@ -1,14 +1,16 @@
-"""Benchmark of the read API over HTTP on the large demo set, beside two anchors in the same run.
+"""Benchmark of the read API over HTTP on the large demo set, beside its anchors in the same run.
 
 For each query (dashboard table, series, nested catalogue, point lookup) and each concurrency
-(1 and 16 clients), three targets are timed in interleaved slices:
+(1 and 16 clients), the targets are timed in interleaved slices:
 
 - hub:        POST /graphql on a running ``nrhub serve`` (started here, stopped with SIGINT);
 - floor:      the same rows fetched from an asyncpg pool and encoded with orjson, in-process;
 - starlette:  a minimal Starlette endpoint serving those rows as JSON (bench/anchor_app.py,
-              uvicorn, one worker), through the same HTTP client as the hub.
+              uvicorn, one worker), through the same HTTP client as the hub;
+- strawberry: for the point lookup only, a minimal strawberry endpoint in the anchor's process
+              (bench/strawberry_anchor.py): what one GraphQL field costs with the required stack.
 
-Before timing, the responses are checked equal (values parsed as Decimal), so all three do the
+Before timing, the responses are checked equal (values parsed as Decimal), so all of them do the
 same work. Run from the repository root, after bench/prepare.py::
 
     .venv/bin/python -m bench.read_api            # about 5 minutes
@@ -90,12 +92,13 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str:
     return f"{path}: {a!r} against {b!r}"
 
 
-async def check_equal(name: str, hub: Target, floor: Target, starlette: Target) -> str:
-    """Fail unless the three answer the same values; return a one-line summary of the data."""
-    hub_data, floor_data, star_data = [_decoded(await t.call(0)) for t in (hub, floor, starlette)]
-    for other, data in (("floor", floor_data), ("starlette", star_data)):
+async def check_equal(name: str, hub: Target, *others: Target) -> str:
+    """Fail unless every target answers the hub's values; return a one-line summary of the data."""
+    hub_data = _decoded(await hub.call(0))
+    for other in others:
+        data = _decoded(await other.call(0))
         if hub_data != data:
-            raise SystemExit(f"{name}: the hub and the {other} differ at {_first_difference(hub_data, data)}")
+            raise SystemExit(f"{name}: the hub and the {other.name} differ at {_first_difference(hub_data, data)}")
     return _summary(name, hub_data)
 
 
@@ -161,8 +164,11 @@ def _ratio_row(name: str, concurrency: int, samples: dict[str, Sample], targeted
     if tail > TAIL_TARGET:
         misses.append(f"{name} c={concurrency}: hub p99 is {tail:.2f}x its p50 (target 2.5x)")
     star_flag = ("ok" if vs_star <= TABLE_TARGET else "MISS") if targeted else "(no target)"
+    stack = samples.get("strawberry")
+    vs_stack = f"{p50 / stack.percentile(0.5):.2f}" if stack else "-"
+    stack_vs_star = f"{stack.percentile(0.5) / star.percentile(0.5):.2f}" if stack else "-"
     row = (
-        f"| {name} | {concurrency} | {vs_floor:.2f} | {vs_star:.2f} {star_flag} "
+        f"| {name} | {concurrency} | {vs_floor:.2f} | {vs_star:.2f} {star_flag} | {vs_stack} | {stack_vs_star} "
         f"| {tail:.2f} {'ok' if tail <= TAIL_TARGET else 'MISS'} | {star.percentile(0.99) / star.percentile(0.5):.2f} |"
     )
     return row, misses
@@ -201,7 +207,7 @@ async def _measure(
     print(f"Hub code: {_describe_tree(args.hub_tree)}")
     print(await _dataset(pool))
     print(f"Load average before the run: {_load()}\n")
-    print("Responses checked equal (hub = floor = starlette, values as Decimal):\n")
+    print("Responses checked equal (hub = floor = starlette = strawberry, values as Decimal):\n")
     for name in args.queries:
         query = catalogue[name]
         body = orjson.dumps({"query": query.graphql})
@@ -210,6 +216,8 @@ async def _measure(
             floor_target(lambda a=query.anchor: a(pool)),
             http_target("starlette", star_client, f"/{name}", body, star_app),
         ]
+        if name == "point":
+            targets[name].append(http_target("strawberry", star_client, "/graphql", body, star_app))
         print(f"- {name}: {await check_equal(name, *targets[name])}")
     print("\nClient cost against a trivial endpoint (the Starlette anchor's GET /ping):\n")
     print("\n".join(await client_check(anchor.port, 0.3 if args.quick else 2.0, meter)))
@@ -226,7 +234,7 @@ async def _measure(
             misses += missed
     await hub_client.close()
     await star_client.close()
-    print(f"\nEach cell: about {args.seconds:g} s, the three targets taking turns in {args.slice:g} s slices.")
+    print(f"\nEach cell: about {args.seconds:g} s, the targets taking turns in {args.slice:g} s slices.")
     _report(results, ratios, misses, time.monotonic() - started)
     return 0
 
@@ -251,8 +259,12 @@ def _report(results: list[str], ratios: list[str], misses: list[str], elapsed: f
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(results))
     print("\nRatios (targets: hub p50 <= 1.5x Starlette for table, series, point; hub p99 <= 2.5x its p50):\n")
-    print("| query | c | hub/floor p50 | hub/starlette p50 | hub p99/p50 | starlette p99/p50 |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print("strawberry: the minimal strawberry endpoint (point lookup only), the required stack's own floor.\n")
+    print(
+        "| query | c | hub/floor p50 | hub/starlette p50 | hub/strawberry p50 | strawberry/starlette p50 "
+        "| hub p99/p50 | starlette p99/p50 |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(ratios))
     print(f"\nTargets missed: {len(misses)}" + "".join(f"\n- {m}" for m in misses))
     print(f"\nRun took {elapsed:.0f} s; load average at the end: {_load()}.")

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -65,7 +65,7 @@ class GraphQLEndpoint:
                 406,
                 media_type="text/plain",
             )
-        request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request_id = request.headers.get("x-request-id") or secrets.token_hex(16)
         if request.method == "POST":
             params = await self._post_params(request)
         else:
