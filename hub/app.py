@@ -82,7 +82,11 @@ def create_app(
         )
         # One dedicated LISTEN connection per process (request connections never LISTEN).
         events = EventHub(lambda: asyncpg.connect(database_url))
-        connections = Connections(pool, per_client=settings.ws_max_connections_per_client)
+        connections = Connections(
+            pool,
+            per_client=settings.ws_max_connections_per_client,
+            anonymous=settings.ws_max_anonymous_connections,
+        )
         await events.start()
         connections.start()
         # Federated sources connect on first use, so one that is down does not stop the start.

@@ -57,6 +57,7 @@ class Settings:
     # Subscriptions over WebSocket (README: "Live updates").
     ws_max_subscriptions: int = 20
     ws_max_connections_per_client: int = 50
+    ws_max_anonymous_connections: int = 1000  # all callers without a token together, per process
     ws_allowed_origins: str = ""  # comma-separated; the hub's own origin is always allowed
     ws_init_timeout: float = 10.0
     assets_dir: Path = Path("node_modules")
@@ -174,6 +175,7 @@ def _validated(settings: Settings) -> Settings:
         "max_string_length",
         "ws_max_subscriptions",
         "ws_max_connections_per_client",
+        "ws_max_anonymous_connections",
         "ws_init_timeout",
     )
     for name in positive:

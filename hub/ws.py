@@ -58,12 +58,16 @@ class _Closed(Exception):
 class Connections:
     """Open connections of this process: per-client caps, and the periodic cut-off of revoked tokens."""
 
-    def __init__(self, pool: asyncpg.Pool, *, per_client: int, check_every: float = 2.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, per_client: int, anonymous: int = 1000, check_every: float = 2.0
+    ) -> None:
         self._pool = pool
         self._per_client = per_client
+        self._anonymous = anonymous
         self._check_every = check_every
         self._open: dict[str, tuple[str, Principal, Callable[[int, str], Any]]] = {}
         self._clients: Counter[str] = Counter()
+        self._anonymous_open = 0
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -76,17 +80,24 @@ class Connections:
                 await self._task
 
     def add(self, key: str, principal: Principal, peer: str, close: Callable[[int, str], Any]) -> None:
-        # Anonymous callers have no client to count against: each address gets the cap of one client.
-        client = principal.client_id or f"anonymous {peer}"
+        # Anonymous callers have no client to count against: each address gets the cap of one client,
+        # and all of them together a ceiling of their own, since one host can hold many addresses (an
+        # IPv6 /64). Callers with a token are never refused for what anonymous callers hold.
+        anonymous = principal.client_id is None
+        client = f"anonymous {peer}" if anonymous else principal.client_id
         if self._clients[client] >= self._per_client:
             raise _Closed(4429, f"at most {self._per_client} connections per client")
+        if anonymous and self._anonymous_open >= self._anonymous:
+            raise _Closed(4429, f"at most {self._anonymous} anonymous connections; connect with a token")
         self._clients[client] += 1
+        self._anonymous_open += anonymous
         self._open[key] = (client, principal, close)
 
     def remove(self, key: str) -> None:
         entry = self._open.pop(key, None)
         if entry:
             self._clients[entry[0]] -= 1
+            self._anonymous_open -= entry[1].client_id is None
             if not self._clients[entry[0]]:
                 del self._clients[entry[0]]  # addresses come and go: keep no count for those gone
 

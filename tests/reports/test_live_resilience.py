@@ -775,3 +775,31 @@ async def test_anonymous_connections_are_capped_per_address_not_all_together(cap
     finally:
         for ws in opened:
             await ws.close()
+
+
+@bounded(60)
+async def test_anonymous_connections_have_a_ceiling_across_addresses(own_url, own_pool) -> None:
+    """One host can hold many addresses, so anonymous callers also share a ceiling; a caller with a token is
+    never refused for what anonymous callers hold, and a closed anonymous connection frees its place."""
+    async with in_process_hub(own_url, ws_max_connections_per_client=2, ws_max_anonymous_connections=3) as hub:
+        url = hub.replace("http://", "ws://") + "/graphql"
+        opened = [await _anonymous_init(url, source) for source in ("127.0.0.1", "127.0.0.1", "127.0.0.2")]
+        try:
+            for ws in opened:
+                assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "connection_ack"
+            fourth = await _anonymous_init(url, "127.0.0.3")  # an address with no connection yet
+            code, reason, read = await closed_with(fourth, 5)
+            assert (code, read) == (4429, 0), (code, reason)
+            assert "at most 3 anonymous connections" in reason
+            token = await (await new_client(own_pool, "VPCP", "audit:read")).token(hub)
+            async with connected(hub, token) as signed_in:
+                await signed_in.send(json.dumps({"type": "ping"}))
+                assert json.loads(await asyncio.wait_for(signed_in.recv(), 5)) == {"type": "pong"}
+            await opened.pop().close()
+            await asyncio.sleep(0.5)  # the hub lets go of the closed connection
+            again = await _anonymous_init(url, "127.0.0.3")
+            opened.append(again)
+            assert json.loads(await asyncio.wait_for(again.recv(), 5))["type"] == "connection_ack"
+        finally:
+            for ws in opened:
+                await ws.close()
