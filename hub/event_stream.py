@@ -88,7 +88,7 @@ def sharing_key(query: str, operation_name: str | None, variables: dict[str, Any
         principal.agency_code,
         principal.user,
         context.today,
-        tuple(context.scope.unit_ids or ()),
+        context.scope.unit_ids,  # a tuple, or None for every unit
     )
 
 

@@ -31,14 +31,19 @@ SELECT array_agg(id) FROM (
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """Grants made concrete: readable indicator codes and, when limited, readable unit ids."""
+    """Grants made concrete: readable indicator codes and, when limited, readable unit ids.
 
-    indicators: list[str]
-    unit_ids: list[int] | None  # None: every unit
+    Immutable throughout (tuples, frozensets): one Scope is shared by every request that presents
+    the same grants (``_everywhere``).
+    """
+
+    indicators: tuple[str, ...]  # sorted, for SQL's text[]
+    unit_ids: tuple[int, ...] | None  # sorted, for SQL's int[]; None: every unit
+    indicator_set: frozenset[str] = frozenset()
     unit_set: frozenset[int] = frozenset()
 
     def may_read(self, indicator_code: str) -> bool:
-        return indicator_code in self.indicators
+        return indicator_code in self.indicator_set
 
     def covers_unit(self, unit_id: int) -> bool:
         return self.unit_ids is None or unit_id in self.unit_set
@@ -49,10 +54,10 @@ async def resolve_scope(db: Queryable, grants: Grants) -> Scope:
     if grants.regions is None:
         return _everywhere(grants.indicators)
     ids = await db.fetchval(_SELECT_SCOPE, sorted(grants.regions)) or []
-    return Scope(sorted(grants.indicators), sorted(ids), frozenset(ids))
+    return Scope(tuple(sorted(grants.indicators)), tuple(sorted(ids)), grants.indicators, frozenset(ids))
 
 
 @functools.lru_cache(maxsize=1024)
 def _everywhere(indicators: frozenset[str]) -> Scope:
     # Callers keep presenting the same grants (one client, one token after another): sort them once.
-    return Scope(sorted(indicators), None)
+    return Scope(tuple(sorted(indicators)), None, indicators)
