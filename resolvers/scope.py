@@ -39,7 +39,7 @@ class Scope:
 
     indicators: tuple[str, ...]  # sorted, for SQL's text[]
     unit_ids: tuple[int, ...] | None  # sorted, for SQL's int[]; None: every unit
-    indicator_set: frozenset[str] = frozenset()
+    indicator_set: frozenset[str]  # the same codes, for may_read
     unit_set: frozenset[int] = frozenset()
 
     def may_read(self, indicator_code: str) -> bool:
