@@ -167,25 +167,28 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         sock.close()
 
 
-# The cyclic collector's first threshold (allocations between young collections). CPython's 700
-# promotes whatever an event's fan-out still holds into the old generation, which then grows fast
-# enough to trigger full passes over the whole heap. 50,000 (with 20 young passes per middle one)
-# made the middle passes long: the point lookup's p99 at 16 clients was 4.1x and 4.4x its p50.
-_YOUNG_COLLECTION_THRESHOLD = 10_000
+# The cyclic collector's full passes scan the whole heap (with 1,000 WebSocket subscribers, 50 to 240
+# ms each) and CPython considers one after every 10 middle passes; the hub considers one after every
+# 100. The young thresholds stay CPython's: raising the first to 10,000 also removed the full passes
+# from the subscription benchmark, but the point lookup's p99 at one client then went to 3.6x its p50
+# (bench/read_api.py, target 2.5x) where the Starlette endpoint's stayed at 1.6x.
+_MIDDLE_PASSES_PER_FULL_PASS = 100
 
 
 def _settle_collector() -> None:
-    """Once started: keep start-up objects out of the collector, and collect the young less often.
+    """Once started: keep start-up objects out of the collector, and make full passes rarer.
 
     ``gc.freeze()`` moves what start-up allocated (schema, validation rules, pools) out of every
-    later pass: on the 60-indicator catalogue query, p99 65 ms before, 19 ms after. The thresholds
-    keep short-lived objects from reaching the old generation: with 1,000 subscribers, full passes
-    of 50 to 240 ms came every second or so while reports were accepted, and set the delivery p99
-    (260 to 286 ms); with these, none came, and p99 was 53 to 71 ms (bench/subscriptions.py). The
-    read API's requests timed in process did not change either way.
+    later pass: on the 60-indicator catalogue query, p99 65 ms before, 19 ms after. The objects an
+    event's fan-out holds for its ~40 ms outlive two young passes and reach the old generation, which
+    keeps growing and tripping full passes: with 1,000 subscribers, six passes of 47 to 242 ms per
+    run set the delivery p99 (260 to 286 ms). With full
+    passes considered ten times less often, none came during a run and p99 was 61 to 75 ms
+    (bench/subscriptions.py); over longer runs they still come, ten times less often.
     """
+    gen0, gen1, _ = gc.get_threshold()
     gc.freeze()
-    gc.set_threshold(_YOUNG_COLLECTION_THRESHOLD, 10, 10)
+    gc.set_threshold(gen0, gen1, _MIDDLE_PASSES_PER_FULL_PASS)
 
 
 def _bind(host: str, port: int) -> socket.socket:
