@@ -58,7 +58,7 @@ class _Closed(Exception):
 class Connections:
     """Open connections of this process: per-client caps, and the periodic cut-off of revoked tokens."""
 
-    def __init__(self, pool: asyncpg.Pool, *, per_client: int, anonymous: int = 1000, check_every: float = 2.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, per_client: int, anonymous: int, check_every: float = 2.0) -> None:
         self._pool = pool
         self._per_client = per_client
         self._anonymous = anonymous

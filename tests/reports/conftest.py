@@ -19,8 +19,6 @@ import uvicorn
 
 from auth.clients import create_client
 from hub.app import create_app
-from hub.demo.load import load_demo
-from hub.migrate import migrate
 from hub.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +126,7 @@ async def _copy_database(admin: asyncpg.Connection, source: str, target: str) ->
 
 
 @pytest.fixture(scope="session")
-async def demo_template(admin_url: str, database_url: str, new_database) -> AsyncIterator[str]:
+async def demo_template(admin_url: str, database_url: str, new_demo_database) -> AsyncIterator[str]:
     """A migrated demo database with a valid audit chain that nothing connects to: cloned for tampering tests.
 
     Loading the demo takes 10-25 s; copying the reports database takes about one, so it is copied when nothing
@@ -155,14 +153,7 @@ async def demo_template(admin_url: str, database_url: str, new_database) -> Asyn
         finally:
             await admin.close()
         return
-    url = await new_database()  # dropped by new_database at the end of the session
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        await load_demo(conn, scale="small")
-    finally:
-        await conn.close()
-    yield url
+    yield await new_demo_database()  # dropped with the session's other databases
 
 
 CloneDemo = Callable[[], Awaitable[str]]
