@@ -6,7 +6,7 @@ from enum import Enum
 
 import strawberry
 
-from resolvers import aggregates as aggregate_rows
+from resolvers import aggregate_rule as aggregate_rows
 from resolvers import observations as observation_rows
 from schema.catalogue import AdministrativeUnit, Indicator, load_unit
 from schema.context import Info
@@ -154,5 +154,11 @@ class Aggregate:
             value=result.value,
             status=ObservationStatus(result.status) if result.status else None,
             unit_of_measure=indicator.unit_of_measure,
-            provenance=Provenance(kind=ProvenanceKind.COMPUTED, stored_parts=result.stored_parts),
+            provenance=Provenance(
+                kind=ProvenanceKind.COMPUTED,
+                source=result.source,
+                stored_parts=result.stored_parts,
+                stale=result.stale_age is not None,
+                age_seconds=result.stale_age,
+            ),
         )

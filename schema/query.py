@@ -12,6 +12,7 @@ from resolvers.errors import BadUserInput, Forbidden, NotFound
 from resolvers.periods import Period as PeriodValue
 from resolvers.periods import period_range
 from resolvers.sources import reads as source_reads
+from resolvers.sources.aggregate import Place
 from schema.catalogue import (
     AdministrativeUnit,
     Agency,
@@ -336,11 +337,6 @@ class Query(ReportQueries):
         ] = None,
     ) -> Aggregate | None:
         found = await indicator_or_raise(info, indicator)
-        if found.source != "hub":
-            raise BadUserInput(
-                f"{indicator} is served by source {found.source}: aggregate is not supported for federated "
-                "indicators; ask table, series or observations"
-            )
         row = await units.fetch_unit(info.context.db, unit, unit_valid_on or info.context.today)
         if row is None:
             raise NotFound(f"there is no unit {unit} in force on that date")
@@ -348,8 +344,9 @@ class Query(ReportQueries):
             raise Forbidden(f"you may not read values for unit {unit}")
         result = await aggregates.fetch_aggregate(
             info.context.db,
-            indicator,
-            row.id,
+            info.context.loaders.sources,
+            found._row,
+            Place(row.id, row.code, row.level, row.valid_from, row.valid_to),
             period,
             disaggregation,
             from_level=from_level.value if from_level else None,

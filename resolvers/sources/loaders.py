@@ -97,13 +97,24 @@ class SourceLoaders:
 
     async def load(self, cells: Sequence[Cell]) -> list[CellValues | SourceUnavailable]:
         """Values (or why they are missing) for every cell, in order; never raises for a source."""
-        futures = []
         for cell in cells:
             # DESIGN: authorization before any source is called.
             if not self.scope.may_read(cell.indicator) or not self.scope.covers_unit(cell.unit_id):
                 raise Forbidden(f"you may not read {cell.indicator} for unit {cell.unit_code}")
-            futures.append(self._load_one(cell))
-        return list(await asyncio.gather(*futures))
+        return list(await asyncio.gather(*(self._load_one(cell) for cell in cells)))
+
+    async def load_parts(
+        self, indicator: str, unit_id: int, unit_code: str, cells: Sequence[Cell]
+    ) -> list[CellValues | SourceUnavailable]:
+        """The cells an aggregate of ``indicator`` for one unit is computed from.
+
+        The aggregate is what the caller reads, so it is the aggregate that must be readable: its
+        parts (a ratio's components, the provinces behind the nation) are combined, never shown one
+        by one, as the hub's own aggregates read them inside SQL (migration 0005).
+        """
+        if not self.scope.may_read(indicator) or not self.scope.covers_unit(unit_id):
+            raise Forbidden(f"you may not read {indicator} for unit {unit_code}")
+        return list(await asyncio.gather(*(self._load_one(cell) for cell in cells)))
 
     async def _load_one(self, cell: Cell) -> CellValues | SourceUnavailable:
         source = self.registry.get(cell.source) if self.registry else None

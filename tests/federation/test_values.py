@@ -130,14 +130,3 @@ async def test_a_code_reused_by_the_reform_never_lends_the_old_units_values(
     )
     assert block(body["data"]["series"]["rows"])[0]["values"] == [None]
     assert await population.settled() == []
-
-
-async def test_aggregate_over_a_federated_indicator_says_it_is_not_supported(
-    start_hub, population, arrivals, stats
-) -> None:
-    hub = await start_hub(sources_toml(population, arrivals, stats))
-    body = await gql(hub, '{ aggregate(indicator: "INTL_VISITORS", unit: "79", period: "2026") { value } }')
-    (error,) = body["errors"]
-    assert error["extensions"]["code"] == "BAD_USER_INPUT"
-    assert "not supported for federated indicators" in error["message"]
-    assert arrivals.calls == []

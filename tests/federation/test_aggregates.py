@@ -1,0 +1,206 @@
+"""Aggregates of indicators a source serves: the hub's rule over the source's values.
+
+The second half pins the two implementations of the rule to each other: a source (``mirror``)
+serves some of the demo's indicators from the very rows the hub's own aggregation function reads,
+so the GraphQL answer (walked over the source) must equal ``aggregate_observation`` run in SQL
+(the hub's store) digit for digit, for every rule, the 2025 lineage, ``fromLevel`` and rates whose
+numerator lives in a source and denominator in the hub.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from auth.principal import Grants, Principal
+from hub.app import create_app
+from hub.settings import load_settings
+from tests.federation.conftest import POLICY, _toml_value, gql, sources_toml
+from tests.federation.upstreams import serve, stop
+
+AGGREGATE = "aggregate(indicator: {i}, unit: {u}, period: {p}{extra}) {{ value status provenance {{ kind source storedParts stale }} }}"
+
+
+def aggregate(indicator: str, unit: str, period: str, extra: str = "") -> str:
+    return (
+        "{ " + AGGREGATE.format(i=json.dumps(indicator), u=json.dumps(unit), p=json.dumps(period), extra=extra) + " }"
+    )
+
+
+async def test_a_stored_value_a_quarter_and_an_incomplete_level(
+    start_hub, population, arrivals, stats, fed_pool
+) -> None:
+    hub = await start_hub(sources_toml(population, arrivals, stats))
+    # The source holds the nation's figure: it is the aggregate, one stored part.
+    body = await gql(hub, aggregate("INTL_VISITORS", "VN", "2026-M10"))
+    assert body["data"]["aggregate"] == {
+        "value": 1987654,
+        "status": "OFFICIAL",
+        "provenance": {"kind": "COMPUTED", "source": "tourism", "storedParts": 1, "stale": False},
+    }
+    # A quarter of a monthly SUM indicator: its three months, asked in one call.
+    arrivals.calls.clear()
+    body = await gql(hub, aggregate("INTL_VISITORS", "31", "2026-Q3"))
+    assert body["data"]["aggregate"]["value"] == 100001 + 100002 + 100003
+    assert body["data"]["aggregate"]["provenance"]["storedParts"] == 3
+    (call,) = arrivals.calls
+    assert call["units"] == ["31"] and call["periods"] == ["2026-M07", "2026-M08", "2026-M09"]
+    # The nation from its provinces: all 34 asked in one call. Only three answer; the others'
+    # communes are asked next, in one call, and have nothing: so no value (never a partial sum).
+    arrivals.calls.clear()
+    body = await gql(hub, aggregate("INTL_VISITORS", "VN", "2026-M10", ", fromLevel: PROVINCE"))
+    assert "errors" not in body, body
+    assert body["data"]["aggregate"]["value"] is None and body["data"]["aggregate"]["status"] is None
+    provinces, communes = arrivals.calls
+    assert len(provinces["units"]) == 34 and "VN" not in provinces["units"] and provinces["periods"] == ["2026-M10"]
+    communes_of = await fed_pool.fetch(
+        "SELECT c.code, p.code AS province FROM admin_unit c JOIN admin_unit p ON p.id = c.parent_id"
+        " WHERE c.level = 'COMMUNE' AND c.valid_to IS NULL AND p.valid_to IS NULL"
+    )
+    expected = sorted(r["code"] for r in communes_of if r["province"] not in ("79", "01", "48"))
+    assert sorted(communes["units"]) == expected and len(expected) > 0
+
+
+async def test_a_current_province_before_the_reform_through_the_provinces_it_absorbed(
+    start_hub, population, arrivals, stats
+) -> None:
+    hub = await start_hub(sources_toml(population, arrivals, stats))
+    body = await gql(hub, aggregate("POP_MONTHLY", "79", "2024-M10"))
+    # Old 79, 74 and 77 (1 + 2 + 3); the population database's "79" of 2024 is old Ho Chi Minh
+    # City, asked for as a part, never lent to the new province as its own value.
+    assert body["data"]["aggregate"]["value"] == 6
+    assert body["data"]["aggregate"]["provenance"]["storedParts"] == 3
+    calls = await population.settled()
+    assert [sorted(c["units"]) for c in calls] == [["74", "77", "79"]]
+
+
+async def test_the_aggregate_is_authorized_before_the_source_is_asked(start_hub, population, arrivals, stats) -> None:
+    hub = await start_hub(sources_toml(population, arrivals, stats))
+    no_grant = await gql(hub, aggregate("INTL_VISITORS", "VN", "2026-M10"), x_test_indicators="RETAIL")
+    other_region = await gql(hub, aggregate("INTL_VISITORS", "79", "2026-M10"), x_test_regions="01")
+    assert no_grant["errors"][0]["extensions"]["code"] in ("FORBIDDEN", "NOT_FOUND")
+    assert other_region["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    assert arrivals.calls == []
+    # The nation stays readable to a caller limited to one province (DESIGN, scopes), and its
+    # value is computed from every province, as the hub's own aggregates are.
+    body = await gql(hub, aggregate("INTL_VISITORS", "VN", "2026-M10", ", fromLevel: PROVINCE"), x_test_regions="79")
+    assert "errors" not in body, body
+    assert len(arrivals.calls[0]["units"]) == 34
+
+
+async def test_a_source_that_fails_gives_an_error_not_a_wrong_value(start_hub, population, arrivals, stats) -> None:
+    arrivals.mode = "500"
+    hub = await start_hub(sources_toml(population, arrivals, stats))
+    body = await gql(hub, aggregate("INTL_VISITORS", "31", "2026-Q3"))
+    assert body["data"]["aggregate"] is None
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "SOURCE_UNAVAILABLE" and "tourism" in error["message"]
+
+
+# --- the walk over a source against the hub's own SQL, on the same rows
+
+MIRRORED = {
+    "BUDGET_REV": "SUM",  # monthly, provinces and the nation: lineage years, the nation from provinces
+    "BUDGET_EXP": "LAST",  # monthly: the last month of a quarter
+    "LABOUR_FORCE": "AVERAGE",  # quarterly, communes since 2025-Q3; also UNEMP's denominator
+    "CPI_YOY": "NONE",  # monthly, no aggregation
+    "DOSSIERS_ONLINE": "SUM",  # ONLINE_PS's numerator (its denominator DOSSIERS_TOTAL stays in the hub)
+}
+MIRROR_SQL = """SELECT u.code AS unit, c.period, c.dims, c.value, c.status
+FROM observation_current c JOIN admin_unit u ON u.id = c.unit_id
+WHERE c.indicator_code = '{code}' AND u.code = ANY($1) AND c.period = ANY($2)"""
+CASES = [
+    ("BUDGET_REV", "79", "2024", ""),  # 12 months x 3 old provinces
+    ("BUDGET_REV", "79", "2025-Q3", ""),
+    ("BUDGET_REV", "VN", "2026-M01", "PROVINCE"),
+    ("BUDGET_REV", "VN", "2026-S1", "PROVINCE"),
+    ("BUDGET_EXP", "79", "2024-Q2", ""),
+    ("BUDGET_EXP", "79", "2025-Q3", ""),
+    ("LABOUR_FORCE", "79", "2025-S2", "COMMUNE"),
+    ("LABOUR_FORCE", "VN", "2026-Q1", "PROVINCE"),
+    ("LABOUR_FORCE", "79", "2026", ""),  # 2026-Q4 is not stored: no value
+    ("CPI_YOY", "79", "2026-M03", ""),
+    ("CPI_YOY", "79", "2026-Q1", ""),
+    ("CPI_YOY", "VN", "2026-M03", "PROVINCE"),
+    ("ONLINE_PS", "79", "2025-Q4", ""),
+    ("ONLINE_PS", "79", "2026-M03", "COMMUNE"),
+    ("UNEMP", "79", "2026-Q1", "COMMUNE"),
+    ("UNEMP", "VN", "2025-S2", "PROVINCE"),
+]
+LEVELS = ["NATION", "PROVINCE", "DISTRICT", "COMMUNE"]
+
+
+@pytest.fixture(scope="module")
+async def mirror_url(new_demo_database) -> str:
+    url = await new_demo_database()
+    conn = await asyncpg.connect(url)
+    try:
+        for code, rule in MIRRORED.items():
+            await conn.execute("UPDATE indicator SET source = 'mirror', aggregation = $2 WHERE code = $1", code, rule)
+    finally:
+        await conn.close()
+    return url
+
+
+@pytest.fixture
+async def mirror_hub(mirror_url: str, tmp_path) -> AsyncIterator[str]:
+    keys = {"name": "mirror", "kind": "postgres", "url": mirror_url, **POLICY, "timeout": 5.0}
+    lines = ["[[source]]", *(f"{k} = {_toml_value(v)}" for k, v in keys.items()), "[source.indicators]"]
+    lines += [f"{code} = {_toml_value(MIRROR_SQL.format(code=code))}" for code in MIRRORED]
+    path = tmp_path / "mirror.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = load_settings(path, environ={}).replace(graphiql=False, pool_min_size=1)
+
+    async def everything(request: Any) -> Principal:
+        return Principal(grants=Grants(frozenset([*MIRRORED, "ONLINE_PS", "UNEMP"]), None))
+
+    server, task, url = await serve(create_app(settings, mirror_url, authenticate=everything), lifespan="on")
+    yield url
+    await stop(server, task)
+
+
+async def test_the_walk_over_a_source_gives_what_the_hubs_sql_gives(mirror_url: str, mirror_hub: str) -> None:
+    conn = await asyncpg.connect(mirror_url)
+    try:
+        expected = []
+        for indicator, unit, period, from_level in CASES:
+            skip = LEVELS[: LEVELS.index(from_level)] if from_level else []
+            row = await conn.fetchrow(
+                "SELECT a.value, a.status, a.stored_parts FROM admin_unit u, "
+                "aggregate_observation($1, u.id, $3, '', $4) a WHERE u.code = $2 AND u.valid_to IS NULL",
+                indicator,
+                unit,
+                period,
+                skip,
+            )
+            expected.append(
+                {"value": row["value"], "status": row["status"], "storedParts": row["stored_parts"] or 0}
+                if row["value"] is not None
+                else {"value": None, "status": None, "storedParts": 0}
+            )
+    finally:
+        await conn.close()
+    got = []
+    for indicator, unit, period, from_level in CASES:
+        extra = f", fromLevel: {from_level}" if from_level else ""
+        body = await gql(mirror_hub, aggregate(indicator, unit, period, extra))
+        assert "errors" not in body, (indicator, unit, period, body)
+        found = body["data"]["aggregate"]
+        got.append(
+            {"value": found["value"], "status": found["status"], "storedParts": found["provenance"]["storedParts"]}
+        )
+    for case, mine, theirs in zip(CASES, got, expected, strict=True):
+        # Same digits, not merely the same number: 1.50 and 1.5 would differ here.
+        assert (str(mine["value"]), mine["status"], mine["storedParts"]) == (
+            str(theirs["value"]),
+            theirs["status"],
+            theirs["storedParts"],
+        ), case
+    # Every rule gave a value somewhere, so the comparison is not of nulls alone.
+    valued = {case[0] for case, mine in zip(CASES, got, strict=True) if isinstance(mine["value"], Decimal | int)}
+    assert valued == {"BUDGET_REV", "BUDGET_EXP", "LABOUR_FORCE", "CPI_YOY", "ONLINE_PS", "UNEMP"}
