@@ -18,7 +18,10 @@ _RANK = {"ESTIMATE": 0, "PRELIMINARY": 1, "OFFICIAL": 2}
 _AVERAGES = """
 SELECT avg(t.value) AS value FROM unnest($1::numeric[], $2::int[]) AS t(value, grp) GROUP BY t.grp ORDER BY t.grp
 """
-_RATE = "SELECT round($1::numeric * $2::numeric / $3::numeric, $4::int)"
+_RATES = """
+SELECT round(t.num * $3::numeric / t.den, $4::int) AS value
+FROM unnest($1::numeric[], $2::numeric[]) WITH ORDINALITY AS t(num, den, ord) ORDER BY t.ord
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,24 +49,33 @@ def exact_sum(values: Sequence[Decimal]) -> Decimal:
 
 async def averages(db: Queryable, groups: Sequence[Sequence[Decimal]]) -> list[Decimal]:
     """PostgreSQL's ``avg`` of each group, in one statement."""
+    if not groups:
+        return []
     values = [v for group in groups for v in group]
     tags = [n for n, group in enumerate(groups) for _ in group]
     return [r["value"] for r in await db.fetch(_AVERAGES, values, tags)]
 
 
-async def rate(
-    db: Queryable, numerator: Aggregate, denominator: Aggregate, factor: Decimal, decimals: int
-) -> Aggregate:
-    """sum(numerator) / sum(denominator) x factor, rounded as migration 0005 rounds it."""
-    if numerator.value is None or denominator.value is None or denominator.value == 0:
-        return NOTHING
-    assert numerator.status is not None and denominator.status is not None
-    value = await db.fetchval(_RATE, numerator.value, factor, denominator.value, decimals)
-    ages = [a for a in (numerator.stale_age, denominator.stale_age) if a is not None]
-    return Aggregate(
-        value,
-        least_final([numerator.status, denominator.status]),
-        numerator.stored_parts + denominator.stored_parts,
-        numerator.source or denominator.source,
-        max(ages) if ages else None,
-    )
+async def rates(
+    db: Queryable, pairs: Sequence[tuple[Aggregate, Aggregate]], factor: Decimal, decimals: int
+) -> list[Aggregate]:
+    """sum(numerator) / sum(denominator) x factor for each pair, rounded as migration 0005 rounds it."""
+    computable = [n for n, (num, den) in enumerate(pairs) if num.value is not None and den.value not in (None, 0)]
+    if not computable:
+        return [NOTHING] * len(pairs)
+    numerators = [pairs[n][0].value for n in computable]
+    denominators = [pairs[n][1].value for n in computable]
+    values = [r["value"] for r in await db.fetch(_RATES, numerators, denominators, factor, decimals)]
+    results = [NOTHING] * len(pairs)
+    for n, value in zip(computable, values, strict=True):
+        num, den = pairs[n]
+        assert num.status is not None and den.status is not None
+        ages = [a for a in (num.stale_age, den.stale_age) if a is not None]
+        results[n] = Aggregate(
+            value,
+            least_final([num.status, den.status]),
+            num.stored_parts + den.stored_parts,
+            num.source or den.source,
+            max(ages) if ages else None,
+        )
+    return results

@@ -1,22 +1,35 @@
-"""One value for any unit and period, computed by the indicator's rule (migrations 0005 and 0008).
+"""Values for any unit and period, computed by the indicator's rule (migrations 0005 and 0008).
 
 Where the values live decides where the rule runs: inside PostgreSQL for the hub's own indicators
 (``aggregate_observation``, one statement), over the source's answers for an indicator a source
 serves (resolvers/sources/aggregate.py). A rate combines its numerator and denominator, each from
-wherever it lives.
+wherever it lives. Many (unit, period) pairs are computed together, as a series needs them.
 """
 
 from __future__ import annotations
 
-from resolvers.aggregate_rule import NOTHING, Aggregate, rate
+from collections.abc import Sequence
+
+from resolvers.aggregate_rule import NOTHING, Aggregate, rates
+from resolvers.errors import SourceUnavailable
 from resolvers.indicators import Indicator
 from resolvers.periods import Period
 from resolvers.queryable import Queryable
-from resolvers.sources.aggregate import Asked, Place, Rule, aggregate_from_source
+from resolvers.sources.aggregate import Place, Rule, aggregates_from_source
 from resolvers.sources.loaders import SourceLoaders
 
-_SELECT_AGGREGATE = "SELECT value, status, stored_parts FROM aggregate_observation($1, $2, $3, $4, $5)"
-_SELECT_ADDITIVE = "SELECT value, status, stored_parts FROM aggregate_additive($1, $2, $3, $4, $5, $6, $7)"
+_SELECT_AGGREGATES = """
+SELECT a.value, a.status, a.stored_parts
+FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS r(unit_id, period, ord),
+     LATERAL aggregate_observation($1, r.unit_id, r.period, $4, $5) AS a
+ORDER BY r.ord
+"""
+_SELECT_SUMS = """
+SELECT a.value, a.status, a.stored_parts
+FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS r(unit_id, period, ord),
+     LATERAL aggregate_additive($1, 'SUM', $4, r.unit_id, r.period, $5, $6) AS a
+ORDER BY r.ord
+"""
 _SELECT_SOURCES = "SELECT code, source FROM indicator WHERE code = ANY($1::text[])"
 LEVELS = ("NATION", "PROVINCE", "DISTRICT", "COMMUNE")  # top to bottom
 
@@ -34,38 +47,86 @@ async def fetch_aggregate(
     """The stored value, or one derived from its parts; value None when parts are incomplete.
 
     With ``from_level``, values stored above that level are ignored, so a province's figure is
-    recomputed from its communes (to check it against what the province reported). The caller
-    has checked that ``indicator`` is readable and ``unit`` covered; the parts are read under
-    that decision, as the aggregate is what is shown.
+    recomputed from its communes (to check it against what the province reported).
     """
-    skip = LEVELS[: LEVELS.index(from_level)] if from_level else ()
-    asked = Asked(indicator.code, unit)
+    (found,) = await fetch_aggregates(db, sources, indicator, [(unit, period)], dims, from_level=from_level)
+    return found
+
+
+async def fetch_aggregates(
+    db: Queryable,
+    sources: SourceLoaders,
+    indicator: Indicator,
+    pairs: Sequence[tuple[Place, str]],
+    dims: str,
+    *,
+    from_level: str | None = None,
+) -> list[Aggregate]:
+    """``fetch_aggregate`` for each (unit, period), in order. The caller has checked that
+    ``indicator`` is readable and every unit covered; the parts are read under that decision, as
+    the aggregate is what is shown."""
+    if not pairs:
+        return []
+    skip = list(LEVELS[: LEVELS.index(from_level)]) if from_level else []
     if indicator.aggregation != "RATIO":
         if indicator.source == "hub":
-            return _row(await db.fetchrow(_SELECT_AGGREGATE, indicator.code, unit.id, period, dims, list(skip)))
+            return await _in_database(db, _SELECT_AGGREGATES, indicator.code, pairs, dims, skip)
         rule = Rule(indicator.code, indicator.source, indicator.aggregation, indicator.periodicity)
-        return await aggregate_from_source(db, sources, rule, asked, Period.parse(period), dims, frozenset(skip))
+        return await _from_source(db, sources, rule, indicator.code, pairs, dims, skip)
     assert indicator.numerator_code and indicator.denominator_code and indicator.ratio_factor is not None
     components = (indicator.numerator_code, indicator.denominator_code)
     where = {r["code"]: r["source"] for r in await db.fetch(_SELECT_SOURCES, list(components))}
-    if all(where.get(code) == "hub" for code in components):
-        return _row(await db.fetchrow(_SELECT_AGGREGATE, indicator.code, unit.id, period, dims, list(skip)))
+    if all(where.get(code, "hub") == "hub" for code in components):
+        return await _in_database(db, _SELECT_AGGREGATES, indicator.code, pairs, dims, skip)
 
-    async def summed(code: str) -> Aggregate:
+    async def summed(code: str) -> list[Aggregate]:
         # A rate's parts are summed at the rate's own periodicity (migration 0005).
         if where.get(code, "hub") == "hub":
-            args = (code, "SUM", indicator.periodicity, unit.id, period, dims, list(skip))
-            return _row(await db.fetchrow(_SELECT_ADDITIVE, *args))
+            return await _in_database(db, _SELECT_SUMS, code, pairs, indicator.periodicity, dims, skip)
         rule = Rule(code, where[code], "SUM", indicator.periodicity)
-        return await aggregate_from_source(db, sources, rule, asked, Period.parse(period), dims, frozenset(skip))
+        return await _from_source(db, sources, rule, indicator.code, pairs, dims, skip)
 
     # One after the other: ``db`` may be a single connection, which runs one statement at a time.
-    numerator = await summed(indicator.numerator_code)
-    denominator = await summed(indicator.denominator_code)
-    return await rate(db, numerator, denominator, indicator.ratio_factor, indicator.decimals)
+    numerators = await summed(indicator.numerator_code)
+    denominators = await summed(indicator.denominator_code)
+    pairs_of_sums = list(zip(numerators, denominators, strict=True))
+    return await rates(db, pairs_of_sums, indicator.ratio_factor, indicator.decimals)
 
 
-def _row(row: object) -> Aggregate:
-    if row is None or row["value"] is None:  # type: ignore[index]
-        return NOTHING
-    return Aggregate(row["value"], row["status"], row["stored_parts"])  # type: ignore[index]
+async def _in_database(
+    db: Queryable, statement: str, code: str, pairs: Sequence[tuple[Place, str]], *args: object
+) -> list[Aggregate]:
+    rows = await db.fetch(statement, code, [u.id for u, _ in pairs], [p for _, p in pairs], *args)
+    return [NOTHING if r["value"] is None else Aggregate(r["value"], r["status"], r["stored_parts"]) for r in rows]
+
+
+async def _from_source(
+    db: Queryable,
+    sources: SourceLoaders,
+    rule: Rule,
+    asked: str,
+    pairs: Sequence[tuple[Place, str]],
+    dims: str,
+    skip: list[str],
+) -> list[Aggregate]:
+    roots = [(unit, Period.parse(period)) for unit, period in pairs]
+    return await aggregates_from_source(db, sources, rule, asked, roots, dims, frozenset(skip))
+
+
+async def before_existence(
+    db: Queryable,
+    sources: SourceLoaders,
+    indicator: Indicator,
+    units: Sequence[Place],
+    periods: Sequence[str],
+    dims: str,
+) -> tuple[dict[tuple[int, str], Aggregate], list[SourceUnavailable]]:
+    """A series' cells for periods that ended before their unit existed, through the units it was
+    formed from (what the hub's SQL series does for its own indicators), keyed (unit id, period).
+    A source that cannot answer leaves them null, with its error for the caller."""
+    pairs = [(unit, p) for unit in units for p in periods if Period.parse(p).end < unit.valid_from]
+    try:
+        found = await fetch_aggregates(db, sources, indicator, pairs, dims)
+    except SourceUnavailable as exc:
+        return {}, [exc]
+    return {(unit.id, p): a for (unit, p), a in zip(pairs, found, strict=True) if a.value is not None}, []

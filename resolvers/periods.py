@@ -6,6 +6,7 @@ orders, ranges and converts periods for the data functions.
 
 from __future__ import annotations
 
+import calendar
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -48,6 +49,12 @@ class Period:
     def end_month(self) -> tuple[int, int]:
         """(year, month) of the period's last month."""
         return self.year, self.start_month + self.months - 1
+
+    @property
+    def end(self) -> date:
+        """The period's last day."""
+        year, month = self.end_month
+        return date(year, month, calendar.monthrange(year, month)[1])
 
     def __str__(self) -> str:
         if self.frequency == "A":

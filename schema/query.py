@@ -305,10 +305,21 @@ class Query(ReportQueries):
         if len(unit_ids) * len(periods) > MAX_SERIES_CELLS:
             raise BadUserInput(f"a series may hold at most {MAX_SERIES_CELLS} cells; narrow it")
         if found.source != "hub":
-            block, problems = await source_reads.series_block(
-                info.context.loaders.sources, found._row, await units_of(info, unit_ids), periods, disaggregation
+            unit_rows = await units_of(info, unit_ids)
+            derived, problems = {}, []
+            if through_lineage:
+                derived, problems = await aggregates.before_existence(
+                    info.context.db,
+                    info.context.loaders.sources,
+                    found._row,
+                    [Place.of(u) for u in unit_rows],
+                    periods,
+                    disaggregation,
+                )
+            block, more = await source_reads.series_block(
+                info.context.loaders.sources, found._row, unit_rows, periods, disaggregation, derived
             )
-            report_all(info, problems)
+            report_all(info, [*problems, *more])
         else:
             block = await tables.fetch_series(
                 info.context.db, indicator, unit_ids, periods, disaggregation, derive=through_lineage
@@ -346,7 +357,7 @@ class Query(ReportQueries):
             info.context.db,
             info.context.loaders.sources,
             found._row,
-            Place(row.id, row.code, row.level, row.valid_from, row.valid_to),
+            Place.of(row),
             period,
             disaggregation,
             from_level=from_level.value if from_level else None,

@@ -13,13 +13,15 @@ followed here over the source's answers:
   then. The database decides which units are parts (``part_units``);
 - an incomplete set of parts gives no value rather than a wrong one.
 
-Each level of the hierarchy costs one batched call to the source and one statement for the next
-level's parts, so a nation over a year from its provinces is two source calls, not 408.
+Many aggregates are walked together (a series' periods before its units existed): each level of
+the hierarchy costs one batched call to the source and one statement for the next level's parts,
+so a nation over a year from its provinces is one source call, not 408.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -30,6 +32,7 @@ from resolvers.periods import Period
 from resolvers.queryable import Queryable
 from resolvers.sources.loaders import Cell, SourceLoaders
 from resolvers.sources.reads import check_size, in_force
+from resolvers.units import Unit as StoredUnit
 
 # Nation > province > district > commune, and the units a 2025 unit was formed from: no walk is
 # deeper than five levels; one that would be is treated as incomplete.
@@ -54,6 +57,10 @@ class Place:
     valid_from: date
     valid_to: date | None
 
+    @classmethod
+    def of(cls, unit: StoredUnit) -> Place:
+        return cls(unit.id, unit.code, unit.level, unit.valid_from, unit.valid_to)
+
 
 @dataclass(frozen=True, slots=True)
 class Rule:
@@ -65,109 +72,161 @@ class Rule:
     periodicity: str
 
 
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """The aggregate the caller asked for: the one whose grant and region the parts are read under."""
-
-    indicator: str
-    unit: Place
+Node = tuple[int, str]  # (unit id, period of the rule's frequency)
 
 
-Node = tuple[int, str]  # (unit id, period)
-
-
-async def aggregate_from_source(
+async def aggregates_from_source(
     db: Queryable,
     loaders: SourceLoaders,
     rule: Rule,
-    asked: Asked,
-    period: Period,
+    asked: str,
+    roots: Sequence[tuple[Place, Period]],
     dims: str,
     skip: frozenset[str],
-) -> Aggregate:
-    """The value of ``asked.unit`` for ``period`` by ``rule``; raises SourceUnavailable when the
-    source cannot answer for a part (a partial answer would be a wrong value, not a missing one)."""
+) -> list[Aggregate]:
+    """The value of each (unit, period) by ``rule``; NOTHING where the parts are incomplete.
+
+    ``asked`` is the indicator the caller asked for, whose grant (with each root unit's region)
+    the parts are read under. Raises SourceUnavailable when the source cannot answer for a part:
+    a sum of what did answer would be a wrong value, not a missing one.
+    """
+    subperiods: list[list[Node] | None] = []
+    for place, period in roots:
+        subperiods.append(_periods_of(rule, place, period))
+    walk = _Walk(rule, dims, skip, {place.id: place for place, _ in roots})
+    start = list(dict.fromkeys(node for nodes in subperiods if nodes for node in nodes))
+    known = await walk.run(db, loaders, asked, [place for place, _ in roots], start)
+    combined: list[Aggregate | list[Aggregate]] = []
+    for nodes in subperiods:
+        if nodes is None or any(node not in known for node in nodes):
+            combined.append(NOTHING)
+        else:
+            combined.append([known[node] for node in nodes])
+    # A period made of several of the rule's periods: SUM, AVERAGE, or LAST (the latest one).
+    several = [group for group in combined if isinstance(group, list) and len(group) > 1]
+    if rule.aggregation == "AVERAGE":
+        means = iter(await averages(db, [[a.value for a in group if a.value is not None] for group in several]))
+    results = []
+    for group in combined:
+        if not isinstance(group, list):
+            results.append(group)
+        elif len(group) == 1:
+            results.append(group[0])
+        elif rule.aggregation == "SUM":
+            results.append(_combined(exact_sum([a.value for a in group if a.value is not None]), group))
+        elif rule.aggregation == "AVERAGE":
+            results.append(_combined(next(means), group))
+        else:
+            last = group[-1].value
+            assert last is not None
+            results.append(_combined(last, group))
+    return results
+
+
+def _periods_of(rule: Rule, place: Place, period: Period) -> list[Node] | None:
+    """The nodes a (unit, period) is made of at the rule's frequency; None when it has no value."""
     if period.frequency == rule.periodicity:
-        periods = [period]
-    elif rule.aggregation == "NONE":
-        return NOTHING
-    else:
-        try:
-            periods = period.subperiods(rule.periodicity)
-        except BadUserInput:  # a period shorter than the indicator's: there is no such value
-            return NOTHING
-    found = await _walk(db, loaders, rule, asked, [str(p) for p in periods], dims, skip)
-    if found is None:
-        return NOTHING
-    if len(found) == 1:
-        return found[0]
-    values = [a.value for a in found if a.value is not None]
-    if rule.aggregation == "SUM":
-        value = exact_sum(values)
-    elif rule.aggregation == "AVERAGE":
-        (value,) = await averages(db, [values])
-    else:  # LAST: the latest subperiod
-        value = values[-1]
-    return _combined(value, found)
+        return [(place.id, str(period))]
+    if rule.aggregation == "NONE":
+        return None
+    try:
+        return [(place.id, str(p)) for p in period.subperiods(rule.periodicity)]
+    except BadUserInput:  # a period shorter than the indicator's: there is no such value
+        return None
 
 
-async def _walk(
-    db: Queryable,
-    loaders: SourceLoaders,
-    rule: Rule,
-    asked: Asked,
-    periods: list[str],
-    dims: str,
-    skip: frozenset[str],
-) -> list[Aggregate] | None:
-    """The aggregate of ``asked.unit`` for each of ``periods`` (same frequency as the rule), or
-    None as soon as one part turns out to have neither a value nor parts of its own."""
-    places = {asked.unit.id: asked.unit}
-    known: dict[Node, Aggregate] = {}
-    parts_of: dict[Node, list[Node]] = {}
-    levels: list[list[Node]] = []
-    frontier: list[Node] = [(asked.unit.id, p) for p in periods]
-    cells_asked = 0
-    for _ in range(MAX_LEVELS):
-        askable = [n for n in frontier if places[n[0]].level not in skip and in_force(places[n[0]], Period.parse(n[1]))]
-        cells_asked += len(askable)
-        check_size(cells_asked)
-        cells = [Cell(rule.indicator, rule.source, n[0], places[n[0]].code, n[1]) for n in askable]
-        answers = await loaders.load_parts(asked.indicator, asked.unit.id, asked.unit.code, cells)
-        for node, answer in zip(askable, answers, strict=True):
-            if isinstance(answer, SourceUnavailable):
-                raise answer
-            value = answer.get(dims)
-            if value is not None:
-                known[node] = Aggregate(value.value, value.status, 1, answer.source, answer.stale_age)
-        missing = [n for n in frontier if n not in known]
+class _Walk:
+    """Values for nodes of one frequency: the source's where it holds them, else from parts."""
+
+    def __init__(self, rule: Rule, dims: str, skip: frozenset[str], places: dict[int, Place]) -> None:
+        self.rule, self.dims, self.skip, self.places = rule, dims, skip, places
+        self.known: dict[Node, Aggregate] = {}
+        self.parts: dict[Node, list[Node]] = {}
+        self.dead: set[Node] = set()  # neither a value nor a complete set of parts
+        self.parents: dict[Node, set[Node]] = defaultdict(set)
+
+    async def run(
+        self, db: Queryable, loaders: SourceLoaders, asked: str, roots: Sequence[Place], frontier: list[Node]
+    ) -> dict[Node, Aggregate]:
+        cells_asked = 0
+        for _ in range(MAX_LEVELS):
+            if not frontier:
+                break
+            askable = [n for n in frontier if self._askable(n)]
+            cells_asked += len(askable)
+            check_size(cells_asked)
+            cells = [Cell(self.rule.indicator, self.rule.source, n[0], self.places[n[0]].code, n[1]) for n in askable]
+            for node, answer in zip(askable, await loaders.load_parts(asked, roots, cells), strict=True):
+                if isinstance(answer, SourceUnavailable):
+                    raise answer
+                value = answer.get(self.dims)
+                if value is not None:
+                    self.known[node] = Aggregate(value.value, value.status, 1, answer.source, answer.stale_age)
+            missing = [n for n in frontier if n not in self.known]
+            if self.rule.aggregation == "NONE":
+                self._kill(missing)
+                break
+            frontier = await self._expand(db, missing)
+        else:
+            self._kill(frontier)
+        return await self._settle(db)
+
+    def _askable(self, node: Node) -> bool:
+        place = self.places[node[0]]
+        return place.level not in self.skip and in_force(place, Period.parse(node[1]))
+
+    async def _expand(self, db: Queryable, missing: list[Node]) -> list[Node]:
+        """The parts of ``missing`` nodes; the ones not seen yet are the next level to ask for."""
         if not missing:
-            break
-        if rule.aggregation == "NONE":
-            return None
-        children: dict[Node, list[Node]] = defaultdict(list)
+            return []
         for row in await db.fetch(_SELECT_PARTS, [n[0] for n in missing], [n[1] for n in missing]):
             node = missing[row["ord"] - 1]
-            places.setdefault(
-                row["id"], Place(row["id"], row["code"], row["level"], row["valid_from"], row["valid_to"])
-            )
-            children[node].append((row["id"], node[1]))
-        if len(children) < len(missing):
-            return None
-        parts_of.update(children)
-        levels.append(missing)
-        frontier = list(dict.fromkeys(child for node in missing for child in children[node]))
-    else:
-        return None
-    for level in reversed(levels):  # from the finest parts up
-        parts = [[known[child] for child in parts_of[node]] for node in level]
-        if rule.aggregation == "AVERAGE":
-            values = await averages(db, [[a.value for a in group if a.value is not None] for group in parts])
-        else:  # across units, SUM and LAST both add up
-            values = [exact_sum([a.value for a in group if a.value is not None]) for group in parts]
-        for node, group, value in zip(level, parts, values, strict=True):
-            known[node] = _combined(value, group)
-    return [known[(asked.unit.id, p)] for p in periods]
+            place = Place(row["id"], row["code"], row["level"], row["valid_from"], row["valid_to"])
+            self.places.setdefault(place.id, place)
+            child = (place.id, node[1])
+            self.parts.setdefault(node, []).append(child)
+            self.parents[child].add(node)
+        self._kill([n for n in missing if n not in self.parts])
+        wanted = (c for n in missing if n not in self.dead for c in self.parts[n])
+        return [c for c in dict.fromkeys(wanted) if c not in self.known and c not in self.parts and c not in self.dead]
+
+    def _kill(self, nodes: list[Node]) -> None:
+        # A node without a value makes every aggregate it is part of incomplete.
+        while nodes:
+            node = nodes.pop()
+            if node not in self.dead:
+                self.dead.add(node)
+                nodes.extend(self.parents.get(node, ()))
+
+    async def _settle(self, db: Queryable) -> dict[Node, Aggregate]:
+        """Combine the derived nodes, parts before what they make up (by height above stored values)."""
+        heights: dict[Node, int] = {}
+
+        def height(node: Node) -> int:
+            if node in self.known or node not in self.parts:
+                return 0
+            if node not in heights:
+                heights[node] = 1 + max(height(c) for c in self.parts[node])
+            return heights[node]
+
+        by_height: dict[int, list[Node]] = defaultdict(list)
+        for node in self.parts:
+            by_height[height(node)].append(node)
+        for level in sorted(by_height):
+            ready = []
+            for node in by_height[level]:
+                if node in self.dead or any(c not in self.known for c in self.parts[node]):
+                    self._kill([node])
+                else:
+                    ready.append(node)
+            groups = [[self.known[c] for c in self.parts[node]] for node in ready]
+            if self.rule.aggregation == "AVERAGE":
+                values = await averages(db, [[a.value for a in g if a.value is not None] for g in groups])
+            else:  # across units, SUM and LAST both add up (migration 0005)
+                values = [exact_sum([a.value for a in g if a.value is not None]) for g in groups]
+            for node, group, value in zip(ready, groups, values, strict=True):
+                self.known[node] = _combined(value, group)
+        return self.known
 
 
 def _combined(value: Decimal, parts: list[Aggregate]) -> Aggregate:

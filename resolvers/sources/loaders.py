@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
@@ -33,6 +33,11 @@ _REASONS = {
     "TOO_LARGE": "its answer was larger than allowed and was refused",
     "CIRCUIT_OPEN": "it failed repeatedly and is not being called for now",
 }
+
+
+class UnitRef(Protocol):
+    id: int
+    code: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,16 +109,19 @@ class SourceLoaders:
         return list(await asyncio.gather(*(self._load_one(cell) for cell in cells)))
 
     async def load_parts(
-        self, indicator: str, unit_id: int, unit_code: str, cells: Sequence[Cell]
+        self, indicator: str, units: Sequence[UnitRef], cells: Sequence[Cell]
     ) -> list[CellValues | SourceUnavailable]:
-        """The cells an aggregate of ``indicator`` for one unit is computed from.
+        """The cells aggregates of ``indicator`` for ``units`` are computed from.
 
         The aggregate is what the caller reads, so it is the aggregate that must be readable: its
-        parts (a ratio's components, the provinces behind the nation) are combined, never shown one
+        parts (a rate's components, the provinces behind the nation) are combined, never shown one
         by one, as the hub's own aggregates read them inside SQL (migration 0005).
         """
-        if not self.scope.may_read(indicator) or not self.scope.covers_unit(unit_id):
-            raise Forbidden(f"you may not read {indicator} for unit {unit_code}")
+        if not self.scope.may_read(indicator):
+            raise Forbidden(f"you may not read {indicator}")
+        for unit in units:
+            if not self.scope.covers_unit(unit.id):
+                raise Forbidden(f"you may not read {indicator} for unit {unit.code}")
         return list(await asyncio.gather(*(self._load_one(cell) for cell in cells)))
 
     async def _load_one(self, cell: Cell) -> CellValues | SourceUnavailable:

@@ -8,9 +8,8 @@ so a reused code never lends an old unit's figures to a new one.
 
 from __future__ import annotations
 
-import calendar
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -18,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from resolvers.aggregate_rule import Aggregate
 from resolvers.errors import BadUserInput, SourceUnavailable
 from resolvers.indicators import Indicator
 from resolvers.observations import Observation, UnitKey
@@ -38,8 +38,7 @@ class TableCell:
 
 
 def in_force(unit: Unit, period: Period) -> bool:
-    year, month = period.end_month
-    last_day = date(year, month, calendar.monthrange(year, month)[1])
+    last_day = period.end
     return unit.valid_from <= last_day and (unit.valid_to is None or unit.valid_to >= last_day)
 
 
@@ -137,9 +136,18 @@ def merge_table(block: str, found: dict[tuple[int, int], TableCell], unit_ids: S
 
 
 async def series_block(
-    loaders: SourceLoaders, indicator: Indicator, units: Sequence[Unit], periods: Sequence[str], dims: str
+    loaders: SourceLoaders,
+    indicator: Indicator,
+    units: Sequence[Unit],
+    periods: Sequence[str],
+    dims: str,
+    derived: Mapping[tuple[int, str], Aggregate] | None = None,
 ) -> tuple[str, list[SourceUnavailable]]:
-    """The series JSON block ``[{unit, values, statuses, provenance}]`` from the indicator's source."""
+    """The series JSON block ``[{unit, values, statuses, provenance}]`` from the indicator's source.
+
+    ``derived`` holds cells computed for periods before a unit existed (resolvers/aggregates.py
+    ``before_existence``), shown with ``computed:<stored parts>`` as the hub's own series shows them.
+    """
     parsed = [Period.parse(p) for p in periods]
     cells = [
         Cell(indicator.code, indicator.source, unit.id, unit.code, str(p))
@@ -155,6 +163,12 @@ async def series_block(
         statuses: list[str | None] = []
         provenance: list[str | None] = []
         for p in parsed:
+            computed = derived.get((unit.id, str(p))) if derived else None
+            if computed is not None:
+                values.append(computed.value)
+                statuses.append(computed.status)
+                provenance.append(f"computed:{computed.stored_parts}")
+                continue
             result = results.get(Cell(indicator.code, indicator.source, unit.id, unit.code, str(p)))
             found = result.get(dims) if isinstance(result, CellValues) else None
             values.append(found.value if found else None)

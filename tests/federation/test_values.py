@@ -123,10 +123,15 @@ async def test_a_code_reused_by_the_reform_never_lends_the_old_units_values(
     start_hub, population, arrivals, stats
 ) -> None:
     # The population database answers 79 for 2024-M10 (old Ho Chi Minh City); the new province 79
-    # exists only since 2025-07-01, so the hub neither asks for that period nor shows the value.
+    # exists only since 2025-07-01, so that value is never shown as the new province's own.
     hub = await start_hub(sources_toml(population, arrivals, stats))
-    body = await gql(
-        hub, '{ series(indicator: "POP_MONTHLY", units: ["79"], from: "2024-M10", to: "2024-M10") { rows } }'
-    )
+    series = '{ series(indicator: "POP_MONTHLY", units: ["79"], from: "2024-M10", to: "2024-M10"%s) { rows } }'
+    body = await gql(hub, series % ", throughLineage: false")
     assert block(body["data"]["series"]["rows"])[0]["values"] == [None]
     assert await population.settled() == []
+    # Through the lineage (the default), the cell is the three old provinces' sum (1 + 2 + 3), as the
+    # hub's own series computes it: old 79 counts once, as one of the parts, never as the whole.
+    body = await gql(hub, series % "")
+    (row,) = block(body["data"]["series"]["rows"])
+    assert (row["values"], row["provenance"]) == ([6], ["computed:3"])
+    assert [sorted(c["units"]) for c in await population.settled()] == [["74", "77", "79"]]
