@@ -319,7 +319,7 @@ class Query(ReportQueries):
             block, more = await source_reads.series_block(
                 info.context.loaders.sources, found._row, unit_rows, periods, disaggregation, derived
             )
-            report_all(info, [*problems, *more])
+            report_all(info, source_reads.problems_of([*problems, *more]))  # one error per source
         else:
             block = await tables.fetch_series(
                 info.context.db, indicator, unit_ids, periods, disaggregation, derive=through_lineage

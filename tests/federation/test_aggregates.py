@@ -20,6 +20,7 @@ import pytest
 from auth.principal import Grants, Principal
 from hub.app import create_app
 from hub.settings import load_settings
+from resolvers.aggregates import LEVELS
 from resolvers.periods import Period, period_range
 from resolvers.tables import fetch_series
 from tests.federation.conftest import POLICY, _toml_value, block, gql, sources_toml
@@ -104,6 +105,19 @@ async def test_a_source_that_fails_gives_an_error_not_a_wrong_value(start_hub, p
     assert error["extensions"]["code"] == "SOURCE_UNAVAILABLE" and "tourism" in error["message"]
 
 
+async def test_a_series_whose_source_fails_has_null_cells_and_one_error(start_hub, population, arrivals, stats) -> None:
+    arrivals.mode = "500"
+    hub = await start_hub(sources_toml(population, arrivals, stats))
+    # 2025-M05 and M06 come through the lineage (one walk), M07 and M08 from the source directly.
+    body = await gql(
+        hub, '{ series(indicator: "INTL_VISITORS", units: ["79"], from: "2025-M05", to: "2025-M08") { rows } }'
+    )
+    (row,) = block(body["data"]["series"]["rows"])
+    assert row["values"] == [None] * 4
+    (error,) = body["errors"]
+    assert error["extensions"]["code"] == "SOURCE_UNAVAILABLE" and "tourism" in error["message"]
+
+
 # --- the walk over a source against the hub's own SQL, on the same rows
 
 MIRRORED = {
@@ -134,7 +148,6 @@ CASES = [
     ("UNEMP", "79", "2026-Q1", "COMMUNE"),
     ("UNEMP", "VN", "2025-S2", "PROVINCE"),
 ]
-LEVELS = ["NATION", "PROVINCE", "DISTRICT", "COMMUNE"]
 
 
 @pytest.fixture(scope="module")
