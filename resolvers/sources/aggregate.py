@@ -15,7 +15,7 @@ followed here over the source's answers:
 
 Many aggregates are walked together (a series' periods before its units existed): each level of
 the hierarchy costs one batched call to the source and one statement for the next level's parts,
-so a nation over a year from its provinces is one source call, not 408.
+so a nation over a year from its provinces is one source call for its 408 cells, not 408 calls.
 """
 
 from __future__ import annotations
