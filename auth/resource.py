@@ -7,14 +7,16 @@ RFC 6750 ``WWW-Authenticate`` challenge, never a silent downgrade to anonymous.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import asyncpg
 
 from auth.anonymous import PublicReader
+from auth.external import ExternalIssuer
 from auth.keys import KeyStore
 from auth.principal import Grants, Principal
 from auth.scopes import named
-from auth.tokens import InvalidToken, verify_access_token
+from auth.tokens import InvalidToken, unverified_issuer, verify_access_token
 
 
 class Unauthorized(Exception):
@@ -41,23 +43,44 @@ WHERE c.client_id = $1
 """
 
 
+# A trusted issuer's token: revoked (by jti, as the hub's own), and the indicators its mapped scopes name.
+_SELECT_EXTERNAL = """
+SELECT EXISTS (SELECT 1 FROM revoked_token r WHERE r.jti = $1) AS revoked,
+       ARRAY(SELECT i.code FROM indicator i WHERE i.code = ANY($2::text[]) OR i.field = ANY($3::text[])) AS indicators
+"""
+
+
 class Authenticator:
-    def __init__(self, pool: asyncpg.Pool, keys: KeyStore, public: PublicReader, *, issuer: str, audience: str) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        keys: KeyStore,
+        public: PublicReader,
+        *,
+        issuer: str,
+        audience: str,
+        trusted: Sequence[ExternalIssuer] = (),
+    ) -> None:
         self._pool = pool
         self._keys = keys
         self._public = public
         self._issuer = issuer
         self._audience = audience
+        self._trusted = {t.config.issuer: t for t in trusted}
 
     async def principal(self, authorization: str | None) -> Principal:
         if not authorization:
             return await self._public.principal()
         scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise Unauthorized("use the Bearer scheme (RFC 6750)")
         try:
+            trusted = self._trusted.get(unverified_issuer(token) or "") if self._trusted else None
+            if trusted is not None:
+                return await self._external(trusted, token)
             claims = await verify_access_token(
-                token.strip(), self._keys, issuer=self._issuer, audience=self._audience, now=int(time.time())
+                token, self._keys, issuer=self._issuer, audience=self._audience, now=int(time.time())
             )
         except InvalidToken as exc:
             raise Unauthorized(str(exc)) from None
@@ -84,6 +107,25 @@ class Authenticator:
             agency_code=row["agency_code"],
             client_id=claims.client_id,
             user=user,
+            token_expires_at=claims.expires_at,
+            token_id=claims.jti,
+        )
+
+    async def _external(self, trusted: ExternalIssuer, token: str) -> Principal:
+        claims = await trusted.verify(token, audience=self._audience, now=int(time.time()))
+        row = await self._pool.fetchrow(
+            _SELECT_EXTERNAL, claims.jti, named(claims.scopes, "indicator:"), named(claims.scopes, "field:")
+        )
+        assert row is not None
+        if row["revoked"]:
+            raise InvalidToken("the token has been revoked")
+        readable = frozenset(row["indicators"]) if "data:read" in claims.scopes else frozenset()
+        regions = named(claims.scopes, "region:")
+        return Principal(
+            grants=Grants(indicators=readable, regions=frozenset(regions) if regions else None),
+            scopes=claims.scopes,
+            client_id=claims.client_id,
+            user=claims.subject,
             token_expires_at=claims.expires_at,
             token_id=claims.jti,
         )

@@ -8,6 +8,9 @@ FIXED = {"catalog:read", "data:read", "reports:submit", "reports:review", "audit
 _PARAMETRISED = re.compile(r"^(indicator:[A-Z][A-Z0-9_]{1,63}|field:[a-z_]+|region:(VN|[0-9]{2}|[0-9]{5}))$")
 
 
+READING = {"catalog:read", "data:read"}
+
+
 class ScopeError(Exception):
     """A scope is not one the hub knows."""
 
@@ -25,3 +28,8 @@ def parse_scope(text: str | None) -> list[str]:
 
 def named(scopes: frozenset[str], prefix: str) -> list[str]:
     return sorted(s[len(prefix) :] for s in scopes if s.startswith(prefix))
+
+
+def is_reading(scope: str) -> bool:
+    """A scope that lets its holder read, and nothing else (what an external issuer may grant)."""
+    return scope in READING or bool(_PARAMETRISED.match(scope))

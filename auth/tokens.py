@@ -5,7 +5,9 @@ Verification is parse -> authenticate -> validate, each check beside the rule it
 
 from __future__ import annotations
 
+import json
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +57,7 @@ def issue_access_token(
 
 
 async def verify_access_token(token: str, store: KeyStore, *, issuer: str, audience: str, now: int) -> AccessClaims:
-    header = _parse_header(token)
+    header = parse_header(token, (ALGORITHM,))
     key = await _key_for(header, store)
     try:
         decoded = jwt.decode(token, key, algorithms=[ALGORITHM])  # explicit allow-list
@@ -64,16 +66,27 @@ async def verify_access_token(token: str, store: KeyStore, *, issuer: str, audie
     return _validate(decoded.claims, issuer=issuer, audience=audience, now=now)
 
 
-def _parse_header(token: str) -> dict[str, Any]:
+def unverified_issuer(token: str) -> str | None:
+    """The ``iss`` a token claims, read before its signature is checked: only to choose whose keys
+    check it (and ``iss`` is checked again, signed, afterwards)."""
+    try:
+        claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
+    except (JoseError, ValueError, UnicodeError) as exc:
+        raise InvalidToken("the token is not a compact JWS") from exc
+    issuer = claims.get("iss") if isinstance(claims, dict) else None
+    return issuer if isinstance(issuer, str) else None
+
+
+def parse_header(token: str, algorithms: Collection[str]) -> dict[str, Any]:
     if len(token) > MAX_TOKEN_BYTES:
         raise InvalidToken("the token is too large")
     try:
         header = jws.extract_compact(token.encode("ascii")).headers()
     except (JoseError, ValueError, UnicodeError) as exc:
         raise InvalidToken("the token is not a compact JWS") from exc
-    # RFC 8725 section 3.1: accept exactly the pinned algorithm, never "none" or an HMAC one.
-    if header.get("alg") != ALGORITHM:
-        raise InvalidToken(f"the token must be signed with {ALGORITHM}")
+    # RFC 8725 section 3.1: accept exactly the pinned algorithms, never "none" or an HMAC one.
+    if header.get("alg") not in algorithms:
+        raise InvalidToken(f"the token must be signed with {' or '.join(algorithms)}")
     # RFC 9068 section 4: reject a JWT whose typ is not at+jwt (authlib's validator does not).
     if str(header.get("typ", "")).lower() not in _TYPES:
         raise InvalidToken("the token is not an access token (typ must be at+jwt)")
@@ -95,8 +108,9 @@ async def _key_for(header: dict[str, Any], store: KeyStore) -> ECKey:
     raise InvalidToken("the token was signed with an unknown key")
 
 
-def _validate(claims: dict[str, Any], *, issuer: str, audience: str, now: int) -> AccessClaims:
-    # RFC 9068 section 4: iss must match exactly; aud must contain this resource server.
+def check_registered_claims(claims: dict[str, Any], *, issuer: str, audience: str, now: int) -> int:
+    """iss, aud, exp and nbf (RFC 9068 section 4, 60 s leeway); returns exp."""
+    # iss must match exactly; aud must contain this resource server.
     if claims.get("iss") != issuer:
         raise InvalidToken("the token was issued by another issuer")
     aud = claims.get("aud")
@@ -107,6 +121,11 @@ def _validate(claims: dict[str, Any], *, issuer: str, audience: str, now: int) -
         raise InvalidToken("the token has expired")
     if isinstance(nbf, int) and nbf - LEEWAY_SECONDS > now:
         raise InvalidToken("the token is not valid yet")
+    return exp
+
+
+def _validate(claims: dict[str, Any], *, issuer: str, audience: str, now: int) -> AccessClaims:
+    exp = check_registered_claims(claims, issuer=issuer, audience=audience, now=now)
     try:
         return AccessClaims(
             subject=str(claims["sub"]),

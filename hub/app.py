@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from auth.anonymous import PublicReader
+from auth.external import ExternalIssuer
 from auth.graphiql_client import ensure_graphiql_client
 from auth.keys import KeyStore
 from auth.principal import Principal
@@ -72,7 +74,12 @@ def create_app(
             await ensure_graphiql_client(pool, settings.issuer_url)
         keys = KeyStore(pool)
         public = PublicReader(pool, enabled=settings.public_read)
-        authenticator = Authenticator(pool, keys, public, issuer=settings.issuer_url, audience=settings.audience_id)
+        # One HTTP client for the trusted issuers' JWKS, closed with the app.
+        jwks_http = httpx.AsyncClient(follow_redirects=False)
+        trusted = [ExternalIssuer(config, jwks_http) for config in settings.trusted_issuers]
+        authenticator = Authenticator(
+            pool, keys, public, issuer=settings.issuer_url, audience=settings.audience_id, trusted=trusted
+        )
         oauth = AuthorizationServer(
             pool,
             keys,
@@ -99,6 +106,7 @@ def create_app(
             await connections.stop()
             await events.stop()
             await sources.close()
+            await jwks_http.aclose()
             await pool.close()
 
     async def bearer(request: Request) -> Principal:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from auth.external import TrustedIssuer
 from resolvers.sources.config import SourceConfig
 
 
@@ -63,6 +64,8 @@ class Settings:
     assets_dir: Path = Path("node_modules")
     # Federated sources: the [[source]] tables of the TOML file only (README: "Federation").
     sources: tuple[SourceConfig, ...] = ()
+    # External issuers whose tokens are accepted: [[trusted_issuer]] tables (README: "External issuers").
+    trusted_issuers: tuple[TrustedIssuer, ...] = ()
 
     @property
     def issuer_url(self) -> str:
@@ -87,7 +90,7 @@ ENV_PREFIX = "HUB_"
 # Read by the hub but not settings: the config file's path, and the test suite's server.
 _ENV_NOT_SETTINGS = {"HUB_CONFIG", "HUB_TEST_DATABASE_URL"}
 # Settings that only the TOML file's own tables set (not [hub], not the environment).
-TABLE_SETTINGS = {"sources"}
+TABLE_SETTINGS = {"sources", "trusted_issuers"}
 
 
 def load_settings(config_file: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -95,10 +98,10 @@ def load_settings(config_file: str | Path | None = None, environ: Mapping[str, s
     environ = os.environ if environ is None else environ
     config_file = config_file or environ.get("HUB_CONFIG")
     values: dict[str, Any] = {}
-    sources: tuple[SourceConfig, ...] = ()
+    tables: dict[str, Any] = {}
     if config_file:
         values.update(_read_toml(Path(config_file)))
-        sources = values.pop("sources")
+        tables = {name: values.pop(name) for name in TABLE_SETTINGS}
     known = {f.name for f in fields(Settings)} - TABLE_SETTINGS
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_SETTINGS:
@@ -107,7 +110,7 @@ def load_settings(config_file: str | Path | None = None, environ: Mapping[str, s
         if key not in known:
             raise ConfigError(f"unknown setting {name} in the environment")
         values[key] = raw
-    return _validated(Settings(**{k: _cast(k, v) for k, v in values.items()}, sources=sources))
+    return _validated(Settings(**{k: _cast(k, v) for k, v in values.items()}, **tables))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -126,9 +129,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         if key not in known:
             raise ConfigError(f"unknown setting {key!r} in [hub] of {path}")
     from hub.sources import parse_sources  # imports this module
+    from hub.trusted_issuers import parse_trusted_issuers  # imports this module
 
     sources = parse_sources(data["source"], str(path)) if "source" in data else ()
-    return {**hub, "sources": sources}
+    trusted = parse_trusted_issuers(data["trusted_issuer"], str(path)) if "trusted_issuer" in data else ()
+    return {**hub, "sources": sources, "trusted_issuers": trusted}
 
 
 def _cast(name: str, raw: Any) -> Any:
@@ -192,6 +197,9 @@ def _validated(settings: Settings) -> Settings:
         value = getattr(settings, name)
         if value is not None and not value.startswith(("https://", "http://")):
             raise ConfigError(f"setting {name} must be an http(s) URL")
+    for trusted in settings.trusted_issuers:
+        if trusted.issuer == settings.issuer_url:
+            raise ConfigError(f"trusted issuer {trusted.name} is the hub itself ({trusted.issuer})")
     return settings
 
 
