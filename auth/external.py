@@ -73,7 +73,7 @@ class ExternalIssuer:
         self._http = http
         self._clock = clock
         self._keys: KeySet | None = None
-        self._expires = 0.0
+        self._expires = 0.0  # fetch on first use
         self._fetched_at = 0.0
         self._refetched_at = -MIN_REFETCH_SECONDS  # the last fetch an unknown kid caused
         self._lock = asyncio.Lock()
@@ -109,12 +109,14 @@ class ExternalIssuer:
         return frozenset(s for v in values if isinstance(v, str) for s in self.config.grants.get(v, ()))
 
     async def _key(self, kid: str) -> Any:
-        if self._keys is None or self._clock() >= self._expires:
-            await self._fetch(force=False)
+        if self._clock() >= self._expires:
+            await self._fetch()
+        if self._keys is None:
+            raise InvalidToken(f"the keys of issuer {self.config.name} could not be fetched")
         key = self._find(kid)
         if key is None and self._clock() - self._refetched_at >= MIN_REFETCH_SECONDS:
             self._refetched_at = self._clock()
-            await self._fetch(force=True)  # the issuer may have rotated its keys
+            await self._fetch()  # the issuer may have rotated its keys
             key = self._find(kid)
         if key is None:
             raise InvalidToken("the token was signed with an unknown key")
@@ -125,22 +127,19 @@ class ExternalIssuer:
             return None
         return next((k for k in self._keys.keys if k.kid == kid), None)
 
-    async def _fetch(self, *, force: bool) -> None:
+    async def _fetch(self) -> None:
         fetched_before = self._fetched_at
         async with self._lock:
-            if self._fetched_at != fetched_before and self._keys is not None:
+            if self._fetched_at != fetched_before:
                 return  # another request fetched them while this one waited
-            if not force and self._keys is not None and self._clock() < self._expires:
-                return
             self._fetched_at = self._clock()
             self.fetches += 1
             try:
                 self._keys = await self._download()
-            except (httpx.HTTPError, ValueError, JoseError) as exc:
+            except Exception as exc:  # unreachable, an error status, or a JWKS malformed in any way
                 log.warning("issuer %s: its keys could not be fetched: %s", self.config.name, exc)
-                if self._keys is None:
-                    raise InvalidToken(f"the keys of issuer {self.config.name} could not be fetched") from exc
-                # Keep the keys we had (an issuer briefly down must not log everyone out); ask again soon.
+                # Keep the keys held, if any (an issuer briefly down must not log everyone out), and
+                # ask again in 30 s, not on every request.
                 self._expires = self._clock() + MIN_REFETCH_SECONDS
                 return
             self._expires = self._clock() + self.config.keys_ttl
@@ -156,10 +155,14 @@ class ExternalIssuer:
         document = json.loads(body)
         if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
             raise ValueError("not a JWKS")
-        # Only signature keys for the configured algorithms; a private part is never accepted.
+        # Public signature keys only: never a symmetric key, never one with its private part.
         keys = [
             k
             for k in document["keys"]
-            if isinstance(k, dict) and k.get("use", "sig") == "sig" and "d" not in k and isinstance(k.get("kid"), str)
+            if isinstance(k, dict)
+            and k.get("kty") in ("RSA", "EC", "OKP")
+            and k.get("use", "sig") == "sig"
+            and "d" not in k
+            and isinstance(k.get("kid"), str)
         ]
         return KeySet.import_key_set({"keys": keys})

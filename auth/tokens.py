@@ -69,6 +69,8 @@ async def verify_access_token(token: str, store: KeyStore, *, issuer: str, audie
 def unverified_issuer(token: str) -> str | None:
     """The ``iss`` a token claims, read before its signature is checked: only to choose whose keys
     check it (and ``iss`` is checked again, signed, afterwards)."""
+    if len(token) > MAX_TOKEN_BYTES:
+        raise InvalidToken("the token is too large")
     try:
         claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
     except (JoseError, ValueError, UnicodeError) as exc:

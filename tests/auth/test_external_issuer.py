@@ -3,6 +3,7 @@ signed here with its keys, verified by the hub's resource server on a real uvico
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -43,6 +44,7 @@ class IdentityProvider:
     published: list[str] = field(default_factory=list)
     fetches: int = 0
     url: str = ""
+    broken: str | None = None  # "status": the JWKS answers 503; "malformed": a key that does not parse
 
     def add_key(self, kid: str, kind: str = "RSA") -> None:
         if kind == "RSA":
@@ -53,6 +55,10 @@ class IdentityProvider:
 
     async def jwks(self, request: Request) -> JSONResponse:
         self.fetches += 1
+        if self.broken == "status":
+            return JSONResponse({"error": "maintenance"}, 503)
+        if self.broken == "malformed":
+            return JSONResponse({"keys": [{"kty": "RSA", "kid": "k1", "n": "not base64url!"}]})
         return JSONResponse({"keys": [self.keys[k].as_dict(private=False) for k in self.published]})
 
     def token(self, kid: str = "k1", *, header: dict[str, Any] | None = None, **claims: Any) -> str:
@@ -83,17 +89,21 @@ async def idp() -> AsyncIterator[IdentityProvider]:
     await stop(server, task)
 
 
-@pytest.fixture
-async def hub(database_url: str, idp: IdentityProvider) -> AsyncIterator[str]:
-    trusted = TrustedIssuer(
+def trusting(idp: IdentityProvider, keys_ttl: float = 300.0) -> TrustedIssuer:
+    return TrustedIssuer(
         name="sso",
         issuer=ISSUER,
         jwks_uri=f"{idp.url}/certs",
         algorithms=("RS256", "ES256"),
         claim="scope",
         grants=GRANTS,
+        keys_ttl=keys_ttl,
     )
-    async with serving(database_url, audience=HUB_AUDIENCE, trusted_issuers=(trusted,)) as url:
+
+
+@pytest.fixture
+async def hub(database_url: str, idp: IdentityProvider) -> AsyncIterator[str]:
+    async with serving(database_url, audience=HUB_AUDIENCE, trusted_issuers=(trusting(idp),)) as url:
         yield url
 
 
@@ -177,6 +187,28 @@ async def test_a_rotated_key_is_fetched_once_and_unknown_kids_do_not_flood_the_i
     assert idp.fetches == 2
     # The keys the hub holds keep working.
     assert (await call(hub, ME, idp.token("k1"))).status_code == 200 and idp.fetches == 2
+
+
+@pytest.mark.parametrize("broken", ["status", "malformed"])
+async def test_an_issuer_whose_keys_cannot_be_fetched_gets_401_never_500(
+    database_url: str, idp: IdentityProvider, broken: str
+) -> None:
+    idp.broken = broken
+    async with serving(database_url, audience=HUB_AUDIENCE, trusted_issuers=(trusting(idp),)) as hub:
+        for _ in range(3):
+            response = await call(hub, ME, idp.token())
+            assert response.status_code == 401 and "could not be fetched" in response.headers["www-authenticate"]
+        assert idp.fetches == 1  # asked again in 30 s, not on every request
+
+
+async def test_keys_held_survive_a_failed_refresh(database_url: str, idp: IdentityProvider) -> None:
+    async with serving(database_url, audience=HUB_AUDIENCE, trusted_issuers=(trusting(idp, 0.2),)) as hub:
+        assert (await call(hub, ME, idp.token())).status_code == 200
+        idp.broken = "status"
+        await asyncio.sleep(0.3)  # past keys_ttl: the next token makes the hub refresh, which fails
+        for _ in range(3):
+            assert (await call(hub, ME, idp.token())).status_code == 200
+        assert idp.fetches == 2
 
 
 async def test_a_revoked_token_is_refused(hub: str, idp: IdentityProvider, database_url: str) -> None:
