@@ -42,7 +42,7 @@ ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "E
 class TrustedIssuer:
     """One ``[[trusted_issuer]]`` table of the settings file."""
 
-    name: str  # prefixes its clients' ids in the hub (per-client limits, logs)
+    name: str  # prefixes its clients' and people's ids in the hub
     issuer: str
     jwks_uri: str
     algorithms: tuple[str, ...]
@@ -95,9 +95,10 @@ class ExternalIssuer:
         if not isinstance(client, str) or not isinstance(subject, str):
             raise InvalidToken(f"the token lacks the {self.config.client_claim} or sub claim")
         jti = claims.get("jti")
+        # Prefixed ids never meet the hub's own clients and people (limits, revocation checks, logs).
         return ExternalClaims(
             client_id=f"{self.config.name}/{client}",
-            subject=subject,
+            subject=f"{self.config.name}/{subject}",
             scopes=self._granted(claims.get(self.config.claim)),
             jti=jti if isinstance(jti, str) else None,
             expires_at=expires_at,

@@ -121,7 +121,7 @@ async def test_a_trusted_token_reads_exactly_what_the_mapping_grants(hub: str, i
     # "openid" maps to nothing; the mapped value grants its three scopes, no more.
     assert me == {
         "clientId": "sso/finance-dashboard",
-        "user": "nguyen.van.a",
+        "user": "sso/nguyen.van.a",
         "scopes": ["data:read", "indicator:RETAIL", "region:79"],
         "indicators": ["RETAIL"],
         "regions": ["79"],
