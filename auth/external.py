@@ -77,7 +77,6 @@ class ExternalIssuer:
         self._fetched_at = 0.0
         self._refetched_at = -MIN_REFETCH_SECONDS  # the last fetch an unknown kid caused
         self._lock = asyncio.Lock()
-        self.fetches = 0
 
     async def verify(self, token: str, *, audience: str, now: int) -> ExternalClaims:
         header = parse_header(token, self.config.algorithms)  # also typ at+jwt and a kid
@@ -134,7 +133,6 @@ class ExternalIssuer:
             if self._fetched_at != fetched_before:
                 return  # another request fetched them while this one waited
             self._fetched_at = self._clock()
-            self.fetches += 1
             try:
                 self._keys = await self._download()
             except Exception as exc:  # unreachable, an error status, or a JWKS malformed in any way
