@@ -4,6 +4,7 @@ signed here with its keys, verified by the hub's resource server on a real uvico
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator
@@ -14,6 +15,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import websockets
 from joserfc import jwt
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from starlette.applications import Starlette
@@ -302,3 +304,18 @@ def test_the_readmes_example_is_valid(tmp_path: Path) -> None:
     (trusted,) = load_settings(path, environ={}).trusted_issuers
     assert (trusted.name, trusted.claim, trusted.client_claim) == ("sso", "roles", "azp")
     assert trusted.grants["hcmc-dashboard"] == ("data:read", "indicator:RETAIL", "indicator:CPI_YOY", "region:79")
+
+
+async def test_a_websocket_takes_a_trusted_token_too(hub: str, idp: IdentityProvider) -> None:
+    url = hub.replace("http://", "ws://") + "/graphql"
+
+    async def init(token: str) -> dict[str, Any]:
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}))
+            try:
+                return json.loads(await asyncio.wait_for(ws.recv(), 5))
+            except websockets.ConnectionClosed as closed:
+                return {"closed": closed.rcvd.code if closed.rcvd else None}
+
+    assert (await init(idp.token()))["type"] == "connection_ack"
+    assert await init(idp.token(exp=int(time.time()) - 120)) == {"closed": 4403}
