@@ -198,7 +198,7 @@ def _validated(settings: Settings) -> Settings:
         if value is not None and not value.startswith(("https://", "http://")):
             raise ConfigError(f"setting {name} must be an http(s) URL")
     for trusted in settings.trusted_issuers:
-        if trusted.issuer == settings.issuer_url:
+        if trusted.issuer.rstrip("/") == settings.issuer_url:
             raise ConfigError(f"trusted issuer {trusted.name} is the hub itself ({trusted.issuer})")
     return settings
 
