@@ -97,7 +97,9 @@ POP_MONTHLY = IndicatorRow(
     "social",
     "persons",
     "M",
-    "SUM",
+    # A stock, counted at each month's end: a quarter's or a year's value is its last month's
+    # (summing months would count everyone three or twelve times); across units LAST adds up.
+    "LAST",
     "BCA",
     ("SEX",),
     "residents at the end of the month, from the national population database; indicator added by the hub",

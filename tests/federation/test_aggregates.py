@@ -83,6 +83,14 @@ async def test_a_current_province_before_the_reform_through_the_provinces_it_abs
     assert [sorted(c["units"]) for c in calls] == [["74", "77", "79"]]
 
 
+async def test_a_stock_over_a_quarter_is_its_last_month(start_hub, population, arrivals, stats) -> None:
+    # POP_MONTHLY counts residents at each month's end (rule LAST): a quarter is its last month,
+    # not three months of the same people added up.
+    hub = await start_hub(sources_toml(population, arrivals, stats))
+    body = await gql(hub, aggregate("POP_MONTHLY", "79", "2026-Q3"))
+    assert body["data"]["aggregate"]["value"] == Decimal("9876543.21")
+    assert body["data"]["aggregate"]["provenance"]["storedParts"] == 3
+
 async def test_the_aggregate_is_authorized_before_the_source_is_asked(start_hub, population, arrivals, stats) -> None:
     hub = await start_hub(sources_toml(population, arrivals, stats))
     no_grant = await gql(hub, aggregate("INTL_VISITORS", "VN", "2026-M10"), x_test_indicators="RETAIL")

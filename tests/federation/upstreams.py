@@ -33,6 +33,8 @@ POPULATION = {
     ("79", "2026-M10"): {"": "9880001.5", "SEX=F": "5002000.5", "SEX=M": "4878001.0"},
     ("01", "2026-M10"): {"": "8600000", "SEX=F": "4400000", "SEX=M": "4200000"},
     ("VN", "2026-M10"): {"": "101234567", "SEX=F": "51000000", "SEX=M": "50234567"},
+    ("79", "2026-M07"): {"": "9870000"},  # with 2026-M09, a whole quarter
+    ("79", "2026-M08"): {"": "9872000"},
     ("79", "2024-M10"): {"": "1"},  # old Ho Chi Minh City's code, before the new province existed
     ("74", "2024-M10"): {"": "2"},  # the two other provinces the new Ho Chi Minh City was formed from
     ("77", "2024-M10"): {"": "3"},
