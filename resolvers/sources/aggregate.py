@@ -90,9 +90,7 @@ async def aggregates_from_source(
     the parts are read under. Raises SourceUnavailable when the source cannot answer for a part:
     a sum of what did answer would be a wrong value, not a missing one.
     """
-    subperiods: list[list[Node] | None] = []
-    for place, period in roots:
-        subperiods.append(_periods_of(rule, place, period))
+    subperiods = [_periods_of(rule, place, period) for place, period in roots]
     walk = _Walk(rule, dims, skip, {place.id: place for place, _ in roots})
     start = list(dict.fromkeys(node for nodes in subperiods if nodes for node in nodes))
     known = await walk.run(db, loaders, asked, [place for place, _ in roots], start)
