@@ -69,23 +69,26 @@ async def verify_access_token(token: str, store: KeyStore, *, issuer: str, audie
 def unverified_issuer(token: str) -> str | None:
     """The ``iss`` a token claims, read before its signature is checked: only to choose whose keys
     check it (and ``iss`` is checked again, signed, afterwards)."""
-    if len(token) > MAX_TOKEN_BYTES:
-        raise InvalidToken("the token is too large")
     try:
-        claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
-    except (JoseError, ValueError, UnicodeError) as exc:
+        claims = json.loads(_compact(token).payload)
+    except ValueError as exc:
         raise InvalidToken("the token is not a compact JWS") from exc
     issuer = claims.get("iss") if isinstance(claims, dict) else None
     return issuer if isinstance(issuer, str) else None
 
 
-def parse_header(token: str, algorithms: Collection[str]) -> dict[str, Any]:
+def _compact(token: str) -> Any:
+    """The token's three parts, parsed but not verified; the size is checked first."""
     if len(token) > MAX_TOKEN_BYTES:
         raise InvalidToken("the token is too large")
     try:
-        header = jws.extract_compact(token.encode("ascii")).headers()
+        return jws.extract_compact(token.encode("ascii"))
     except (JoseError, ValueError, UnicodeError) as exc:
         raise InvalidToken("the token is not a compact JWS") from exc
+
+
+def parse_header(token: str, algorithms: Collection[str]) -> dict[str, Any]:
+    header = _compact(token).headers()
     # RFC 8725 section 3.1: accept exactly the pinned algorithms, never "none" or an HMAC one.
     if header.get("alg") not in algorithms:
         raise InvalidToken(f"the token must be signed with {' or '.join(algorithms)}")

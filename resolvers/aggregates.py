@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from resolvers.aggregate_rule import NOTHING, Aggregate, rates
 from resolvers.errors import SourceUnavailable
 from resolvers.indicators import Indicator
+from resolvers.observations import UnitKey
 from resolvers.periods import Period
 from resolvers.queryable import Queryable
-from resolvers.sources.aggregate import Place, Rule, aggregates_from_source
+from resolvers.sources.aggregate import Rule, aggregates_from_source
 from resolvers.sources.loaders import SourceLoaders
 
 _SELECT_AGGREGATES = """
@@ -38,7 +39,7 @@ async def fetch_aggregate(
     db: Queryable,
     sources: SourceLoaders,
     indicator: Indicator,
-    unit: Place,
+    unit: UnitKey,
     period: str,
     dims: str,
     *,
@@ -57,7 +58,7 @@ async def fetch_aggregates(
     db: Queryable,
     sources: SourceLoaders,
     indicator: Indicator,
-    pairs: Sequence[tuple[Place, str]],
+    pairs: Sequence[tuple[UnitKey, str]],
     dims: str,
     *,
     from_level: str | None = None,
@@ -72,7 +73,7 @@ async def fetch_aggregates(
         if indicator.source == "hub":
             return await _in_database(db, _SELECT_AGGREGATES, indicator.code, pairs, dims, skip)
         rule = Rule(indicator.code, indicator.source, indicator.aggregation, indicator.periodicity)
-        return await _from_source(db, sources, rule, indicator.code, pairs, dims, skip)
+        return await aggregates_from_source(db, sources, rule, indicator.code, pairs, dims, skip)
     assert indicator.numerator_code and indicator.denominator_code and indicator.ratio_factor is not None
     components = (indicator.numerator_code, indicator.denominator_code)
     where = {r["code"]: r["source"] for r in await db.fetch(_SELECT_SOURCES, list(components))}
@@ -84,7 +85,7 @@ async def fetch_aggregates(
         if where.get(code, "hub") == "hub":
             return await _in_database(db, _SELECT_SUMS, code, pairs, indicator.periodicity, dims, skip)
         rule = Rule(code, where[code], "SUM", indicator.periodicity)
-        return await _from_source(db, sources, rule, indicator.code, pairs, dims, skip)
+        return await aggregates_from_source(db, sources, rule, indicator.code, pairs, dims, skip)
 
     # One after the other: ``db`` may be a single connection, which runs one statement at a time.
     numerators = await summed(indicator.numerator_code)
@@ -94,30 +95,17 @@ async def fetch_aggregates(
 
 
 async def _in_database(
-    db: Queryable, statement: str, code: str, pairs: Sequence[tuple[Place, str]], *args: object
+    db: Queryable, statement: str, code: str, pairs: Sequence[tuple[UnitKey, str]], *args: object
 ) -> list[Aggregate]:
     rows = await db.fetch(statement, code, [u.id for u, _ in pairs], [p for _, p in pairs], *args)
     return [NOTHING if r["value"] is None else Aggregate(r["value"], r["status"], r["stored_parts"]) for r in rows]
-
-
-async def _from_source(
-    db: Queryable,
-    sources: SourceLoaders,
-    rule: Rule,
-    asked: str,
-    pairs: Sequence[tuple[Place, str]],
-    dims: str,
-    skip: list[str],
-) -> list[Aggregate]:
-    roots = [(unit, Period.parse(period)) for unit, period in pairs]
-    return await aggregates_from_source(db, sources, rule, asked, roots, dims, frozenset(skip))
 
 
 async def before_existence(
     db: Queryable,
     sources: SourceLoaders,
     indicator: Indicator,
-    units: Sequence[Place],
+    units: Sequence[UnitKey],
     periods: Sequence[str],
     dims: str,
 ) -> tuple[dict[tuple[int, str], Aggregate], list[SourceUnavailable]]:

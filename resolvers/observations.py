@@ -11,6 +11,7 @@ from resolvers.errors import BadUserInput
 from resolvers.pagination import Page, PageRequest, make_page
 from resolvers.queryable import Queryable
 from resolvers.scope import Scope
+from resolvers.units import Unit
 
 STATUSES = ("ESTIMATE", "PRELIMINARY", "OFFICIAL")
 
@@ -152,7 +153,7 @@ async def list_observations(
 # (FORBIDDEN) from a key with no value (null); the value itself is only joined when covered.
 _SELECT_ONE = """
 SELECT u.id AS unit_id, ($5::int[] IS NULL OR u.id = ANY($5::int[])) AS covered, c.revision_id, c.value,
-       c.status, c.submission_id, c.source, u.code, u.valid_from, u.valid_to,
+       c.status, c.submission_id, c.source, u.code, u.level, u.valid_from, u.valid_to,
        (SELECT i.source FROM indicator i WHERE i.code = $1) AS indicator_source
 FROM admin_unit u
 LEFT JOIN observation_current c
@@ -164,12 +165,18 @@ WHERE u.code = $2 AND u.valid_from <= $6 AND (u.valid_to IS NULL OR u.valid_to >
 
 @dataclass(frozen=True, slots=True)
 class UnitKey:
-    """What a source needs of a unit: its id, its code, and when it was in force."""
+    """What a source needs of a unit: its id, its code, its level (for ``fromLevel``), and when it
+    was in force."""
 
     id: int
     code: str
+    level: str
     valid_from: date
     valid_to: date | None
+
+    @classmethod
+    def of(cls, unit: Unit) -> UnitKey:
+        return cls(unit.id, unit.code, unit.level, unit.valid_from, unit.valid_to)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +199,7 @@ async def fetch_observation(
         return PointLookup(False, False, None)
     source = row["indicator_source"] or "hub"
     if source != "hub":
-        unit = UnitKey(row["unit_id"], row["code"], row["valid_from"], row["valid_to"])
+        unit = UnitKey(row["unit_id"], row["code"], row["level"], row["valid_from"], row["valid_to"])
         return PointLookup(True, row["covered"], None, source, unit)
     if row["revision_id"] is None:
         return PointLookup(True, row["covered"], None)

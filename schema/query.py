@@ -9,10 +9,10 @@ import strawberry
 
 from resolvers import agencies, aggregates, indicators, observations, regimes, tables, units
 from resolvers.errors import BadUserInput, Forbidden, NotFound
+from resolvers.observations import UnitKey
 from resolvers.periods import Period as PeriodValue
 from resolvers.periods import period_range
 from resolvers.sources import reads as source_reads
-from resolvers.sources.aggregate import Place
 from schema.catalogue import (
     AdministrativeUnit,
     Agency,
@@ -312,7 +312,7 @@ class Query(ReportQueries):
                     info.context.db,
                     info.context.loaders.sources,
                     found._row,
-                    [Place.of(u) for u in unit_rows],
+                    [UnitKey.of(u) for u in unit_rows],
                     periods,
                     disaggregation,
                 )
@@ -357,7 +357,7 @@ class Query(ReportQueries):
             info.context.db,
             info.context.loaders.sources,
             found._row,
-            Place.of(row),
+            UnitKey.of(row),
             period,
             disaggregation,
             from_level=from_level.value if from_level else None,

@@ -21,18 +21,17 @@ so a nation over a year from its provinces is one source call for its 408 cells,
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import date
 from decimal import Decimal
 
 from resolvers.aggregate_rule import NOTHING, Aggregate, averages, exact_sum, least_final
 from resolvers.errors import BadUserInput, SourceUnavailable
+from resolvers.observations import UnitKey
 from resolvers.periods import Period
 from resolvers.queryable import Queryable
 from resolvers.sources.loaders import Cell, SourceLoaders
 from resolvers.sources.reads import check_size, in_force
-from resolvers.units import Unit as StoredUnit
 
 # Nation > province > district > commune, and the units a 2025 unit was formed from: no walk is
 # deeper than five levels; one that would be is treated as incomplete.
@@ -45,21 +44,6 @@ CROSS JOIN LATERAL unnest(part_units(n.unit_id, n.period)) AS part(id)
 JOIN admin_unit p ON p.id = part.id
 ORDER BY n.ord, p.id
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    """A unit as the walk needs it: what the source knows it by, its level, when it was in force."""
-
-    id: int
-    code: str
-    level: str
-    valid_from: date
-    valid_to: date | None
-
-    @classmethod
-    def of(cls, unit: StoredUnit) -> Place:
-        return cls(unit.id, unit.code, unit.level, unit.valid_from, unit.valid_to)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +64,19 @@ async def aggregates_from_source(
     loaders: SourceLoaders,
     rule: Rule,
     asked: str,
-    roots: Sequence[tuple[Place, Period]],
+    roots: Sequence[tuple[UnitKey, str]],
     dims: str,
-    skip: frozenset[str],
+    skip: Collection[str],
 ) -> list[Aggregate]:
     """The value of each (unit, period) by ``rule``; NOTHING where the parts are incomplete.
 
     ``asked`` is the indicator the caller asked for, whose grant (with each root unit's region)
-    the parts are read under. Raises SourceUnavailable when the source cannot answer for a part:
-    a sum of what did answer would be a wrong value, not a missing one.
+    the parts are read under; levels in ``skip`` are never asked for (``fromLevel``). Raises
+    SourceUnavailable when the source cannot answer for a part: a sum of what did answer would
+    be a wrong value, not a missing one.
     """
-    subperiods = [_periods_of(rule, place, period) for place, period in roots]
-    walk = _Walk(rule, dims, skip, {place.id: place for place, _ in roots})
+    subperiods = [_periods_of(rule, place, Period.parse(period)) for place, period in roots]
+    walk = _Walk(rule, dims, frozenset(skip), {place.id: place for place, _ in roots})
     start = list(dict.fromkeys(node for nodes in subperiods if nodes for node in nodes))
     known = await walk.run(db, loaders, asked, [place for place, _ in roots], start)
     combined: list[Aggregate | list[Aggregate]] = []
@@ -121,7 +106,7 @@ async def aggregates_from_source(
     return results
 
 
-def _periods_of(rule: Rule, place: Place, period: Period) -> list[Node] | None:
+def _periods_of(rule: Rule, place: UnitKey, period: Period) -> list[Node] | None:
     """The nodes a (unit, period) is made of at the rule's frequency; None when it has no value."""
     if period.frequency == rule.periodicity:
         return [(place.id, str(period))]
@@ -136,7 +121,7 @@ def _periods_of(rule: Rule, place: Place, period: Period) -> list[Node] | None:
 class _Walk:
     """Values for nodes of one frequency: the source's where it holds them, else from parts."""
 
-    def __init__(self, rule: Rule, dims: str, skip: frozenset[str], places: dict[int, Place]) -> None:
+    def __init__(self, rule: Rule, dims: str, skip: frozenset[str], places: dict[int, UnitKey]) -> None:
         self.rule, self.dims, self.skip, self.places = rule, dims, skip, places
         self.known: dict[Node, Aggregate] = {}
         self.parts: dict[Node, list[Node]] = {}
@@ -144,7 +129,7 @@ class _Walk:
         self.parents: dict[Node, set[Node]] = defaultdict(set)
 
     async def run(
-        self, db: Queryable, loaders: SourceLoaders, asked: str, roots: Sequence[Place], frontier: list[Node]
+        self, db: Queryable, loaders: SourceLoaders, asked: str, roots: Sequence[UnitKey], frontier: list[Node]
     ) -> dict[Node, Aggregate]:
         cells_asked = 0
         for _ in range(MAX_LEVELS):
@@ -179,7 +164,7 @@ class _Walk:
             return []
         for row in await db.fetch(_SELECT_PARTS, [n[0] for n in missing], [n[1] for n in missing]):
             node = missing[row["ord"] - 1]
-            place = Place(row["id"], row["code"], row["level"], row["valid_from"], row["valid_to"])
+            place = UnitKey(row["id"], row["code"], row["level"], row["valid_from"], row["valid_to"])
             self.places.setdefault(place.id, place)
             child = (place.id, node[1])
             self.parts.setdefault(node, []).append(child)

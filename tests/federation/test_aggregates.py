@@ -91,6 +91,7 @@ async def test_a_stock_over_a_quarter_is_its_last_month(start_hub, population, a
     assert body["data"]["aggregate"]["value"] == Decimal("9876543.21")
     assert body["data"]["aggregate"]["provenance"]["storedParts"] == 3
 
+
 async def test_the_aggregate_is_authorized_before_the_source_is_asked(start_hub, population, arrivals, stats) -> None:
     hub = await start_hub(sources_toml(population, arrivals, stats))
     no_grant = await gql(hub, aggregate("INTL_VISITORS", "VN", "2026-M10"), x_test_indicators="RETAIL")
