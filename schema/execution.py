@@ -34,6 +34,7 @@ from resolvers.errors import ERROR_CODES, HubError
 from schema.build import schema
 from schema.context import Context
 from schema.limits import Limits, make_limit_rules, string_problem
+from schema.plan import Fallback, Plan, compile_plan
 
 log = logging.getLogger("hub.graphql")
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
@@ -47,10 +48,13 @@ class Prepared:
     document: DocumentNode | None
     errors: list[GraphQLError]
     operation: OperationType | None
+    key: tuple[str, str | None] = ("", None)  # the query text and operation name: the plan's cache key
 
 
 class Executor:
-    def __init__(self, limits: Limits, *, max_tokens: int, timeout: float, suggestions: bool) -> None:
+    def __init__(
+        self, limits: Limits, *, max_tokens: int, timeout: float, suggestions: bool, plans: bool = True
+    ) -> None:
         self._schema = schema._schema
         base = (*specified_rules, OneOfInputValidationRule, *make_limit_rules(limits))
         self._rules = {True: base, False: (*base, NoSchemaIntrospectionCustomRule)}
@@ -60,6 +64,7 @@ class Executor:
         self._hide_suggestions = not suggestions
         self._parsed: OrderedDict[str, DocumentNode | GraphQLError] = OrderedDict()
         self._validated: OrderedDict[tuple[str, bool], list[GraphQLError]] = OrderedDict()
+        self._plans: OrderedDict[tuple[str, str | None], Plan | None] | None = OrderedDict() if plans else None
 
     def prepare(self, query: str, operation_name: str | None, *, introspection: bool) -> Prepared:
         document = self._parse(query)
@@ -80,7 +85,7 @@ class Executor:
                 self._schema, document, self._rules[introspection], hide_suggestions=self._hide_suggestions
             )
             _remember(self._validated, key, errors)
-        return Prepared(document, errors, operation.operation)
+        return Prepared(document, errors, operation.operation, (query, operation_name))
 
     def check_variables(self, variables: Any) -> GraphQLError | None:
         """Strings inside variables obey the same rules as literals (no NUL, valid Unicode, length)."""
@@ -113,7 +118,15 @@ class Executor:
                 )
                 if isinstance(operation, list):  # variables that do not coerce
                     return ExecutionResult(data=None, errors=operation)
-                result = execute_root_selection_set(operation)
+                plan = self._plan(prepared, operation)
+                result = None
+                if plan is not None:
+                    try:
+                        result = ExecutionResult(data=await plan.run(operation), errors=None)
+                    except Fallback:
+                        context.side_errors.clear()  # graphql-core runs the resolvers again and reports anew
+                if result is None:
+                    result = execute_root_selection_set(operation)
                 if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                     result = await result
         except TimeoutError:
@@ -127,6 +140,16 @@ class Executor:
             side = GraphQLError(hub_error.message, path=path, original_error=hub_error)
             result.errors = [*(result.errors or []), side]
         return result
+
+    def _plan(self, prepared: Prepared, operation: OperationExecutor) -> Plan | None:
+        """The document's compiled plan (schema/plan.py), compiled on its first run; None if it has none."""
+        if self._plans is None:
+            return None
+        if prepared.key in self._plans:
+            return self._plans[prepared.key]
+        plan = compile_plan(operation)
+        _remember(self._plans, prepared.key, plan)
+        return plan
 
     def _parse(self, query: str) -> DocumentNode | GraphQLError:
         cached = self._parsed.get(query)

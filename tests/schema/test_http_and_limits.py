@@ -105,12 +105,13 @@ async def _log_queries(conn: asyncpg.Connection, sink: list[str]) -> None:
     conn.add_query_logger(lambda record: sink.append(record.query))
 
 
-async def execute(pool: asyncpg.Pool, document: str, grants: Grants | None = None):
+async def execute(pool: asyncpg.Pool, document: str, grants: Grants | None = None, *, plans: bool = True):
     executor = Executor(
         Limits(SETTINGS.max_depth, SETTINGS.max_aliases, SETTINGS.max_directives, SETTINGS.max_string_length),
         max_tokens=SETTINGS.max_tokens,
         timeout=10,
         suggestions=False,
+        plans=plans,
     )
     prepared = executor.prepare(document, None, introspection=False)
     if prepared.errors:
@@ -139,7 +140,8 @@ NESTED = """{ agencies(first: %d, kind: PROVINCIAL_COMMITTEE) { edges { node { c
   predecessors { relation unit { code } } children { code agency { code } } } indicators { code } } } } }"""
 
 
-async def test_statement_count_does_not_grow_with_the_number_of_objects(database_url: str) -> None:
+@pytest.mark.parametrize("plans", [True, False], ids=["compiled plan", "graphql-core"])
+async def test_statement_count_does_not_grow_with_the_number_of_objects(database_url: str, plans: bool) -> None:
     counts = []
     for size in (3, 30):
         statements: list[str] = []
@@ -147,7 +149,7 @@ async def test_statement_count_does_not_grow_with_the_number_of_objects(database
             database_url, min_size=1, max_size=4, init=lambda c, s=statements: _log_queries(c, s)
         )
         try:
-            result = await execute(pool, NESTED % size)
+            result = await execute(pool, NESTED % size, plans=plans)
         finally:
             await pool.close()
         assert result.errors is None, result.errors

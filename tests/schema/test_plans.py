@@ -1,0 +1,300 @@
+"""Compiled plans (schema/plan.py) answer exactly what graphql-core answers, on the demo data.
+
+Each document runs three ways against the real database: through graphql-core alone (an executor
+without plans), through the hub's executor (plans on), and through the compiled plan directly. A
+plannable document's plan must give graphql-core's data byte for byte; a run it cannot answer
+must raise Fallback, and the hub's executor must then answer what graphql-core answers.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from types import SimpleNamespace
+from typing import Any, NewType
+
+import orjson
+import pytest
+import strawberry
+from graphql import Executor as OperationExecutor
+from graphql import graphql, parse
+from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
+
+from auth.principal import Grants, Principal
+from resolvers.loaders import Loaders
+from resolvers.scope import resolve_scope
+from schema.build import schema
+from schema.context import Context
+from schema.execution import Executor, format_error
+from schema.limits import Limits
+from schema.plan import Fallback, compile_plan
+
+POINT = 'observation(indicator: "RETAIL", unit: "79", period: "2026-M03")'
+
+# Documents a plan covers, and whose every run succeeds (with variables where they have some).
+ANSWERED: list[tuple[str, list[dict[str, Any] | None]]] = [
+    (
+        f"{{ __typename {POINT} {{ __typename id period disaggregation value status "
+        "provenance { kind submissionId source storedParts stale ageSeconds } } }",
+        [None],
+    ),
+    (
+        # The same plan with other variables: arguments from variables are coerced per run.
+        'query Point($i: String!, $u: String!, $p: Period!, $d: String! = "") '
+        "{ observation(indicator: $i, unit: $u, period: $p, disaggregation: $d) { value status period } }",
+        [
+            {"i": "RETAIL", "u": "79", "p": "2026-M03"},
+            {"i": "RETAIL", "u": "01", "p": "2026-M04"},
+            {"i": "RETAIL", "u": "79", "p": "2030-M01"},  # no value: null, no error
+        ],
+    ),
+    (
+        # Several root fields (run together), aliases, a named and an inline fragment, merged fields.
+        '{ a: observation(indicator: "RETAIL", unit: "79", period: "2026-M03") { ...V status } '
+        'b: observation(indicator: "RETAIL", unit: "01", period: "2026-M03") { ... on Observation { value } '
+        "value amount: value } } fragment V on Observation { value period }",
+        [None],
+    ),
+    (
+        '{ table(indicators: ["RETAIL", "UNEMP"], parent: "VN", level: PROVINCE) '
+        "{ period columns { code unitOfMeasure decimals periodicity } rows } }",
+        [None],
+    ),
+    (
+        '{ series(indicator: "RETAIL", units: ["79", "01"], from: "2025-M05", to: "2025-M07") '
+        "{ disaggregation periods rows } }",
+        [None],
+    ),
+    (
+        'query Agg($u: String!, $p: Period!) { aggregate(indicator: "RETAIL", unit: $u, period: $p) '
+        "{ period value status unitOfMeasure provenance { kind storedParts } } "
+        'again: aggregate(indicator: "RETAIL", unit: $u, period: $p) { provenance { source stale } } }',
+        [{"u": "79", "p": "2026-Q1"}, {"u": "VN", "p": "2025"}, {"u": "79", "p": "2024"}],
+    ),
+    (
+        '{ valueHistory(indicator: "RETAIL", unit: "79", period: "2026-M03") { __typename } }',
+        [None],
+    ),
+    # Resolvers below the root: loaders behind them, awaited a depth at a time.
+    (
+        f"{{ {POINT} {{ value indicator {{ code field {{ code nameEn }} responsibleAgency {{ code }} }} "
+        "unit { code nameEn parent { code } } } }",
+        [None],
+    ),
+    (
+        "{ indicators(first: 60) { pageInfo { hasNextPage endCursor } edges { cursor node { code "
+        "nameEn field { code nameEn } responsibleAgency { code nameEn } dimensions { code values { code } } "
+        "numerator { code } } } } }",
+        [None],
+    ),
+    (
+        "query Lineage($code: String!, $on: Date) { unit(code: $code, validOn: $on) { code nameEn "
+        "predecessors { relation unit { code nameEn validTo } } successors { unit { code validFrom } } } }",
+        [{"code": "08", "on": None}, {"code": "08", "on": "2024-01-01"}, {"code": "79", "on": None}],
+    ),
+    (
+        "{ regimes { code frequency issuingAgency { code } reporters { code } items { required indicator { code } } } }",
+        [None],
+    ),
+]
+
+# Plannable documents whose run fails somewhere: the plan gives way, graphql-core writes the errors.
+REFUSED: list[tuple[str, dict[str, Any] | None]] = [
+    (f"{{ {POINT.replace('79', '99')} {{ value }} }}", None),  # NOT_FOUND
+    ('{ observation(indicator: "NOPE", unit: "79", period: "2026-M03") { value } }', None),  # NOT_FOUND
+    # One root field fails, the other still answers: partial data.
+    (
+        f'{{ ok: {POINT} {{ value }} bad: observation(indicator: "RETAIL", unit: "99", period: "2026") {{ value }} }}',
+        None,
+    ),
+]
+
+# Documents outside what plans cover: graphql-core runs them.
+NOT_PLANNED = [
+    f"{{ {POINT} {{ value @include(if: true) }} }}",
+    f"query($skip: Boolean!) {{ {POINT} @skip(if: $skip) {{ value }} }}",
+    "{ __schema { queryType { name } } }",
+    '{ node(id: "x") { id } }',  # an interface: the runtime type is decided per value
+]
+
+
+@pytest.fixture
+async def run(pool, all_indicators):
+    """Run a document through an executor, as the HTTP endpoint does; the response as JSON."""
+    limits = Limits(max_depth=12, max_aliases=30, max_directives=20, max_string_length=10_000)
+    executors = {
+        plans: Executor(limits, max_tokens=3000, timeout=10, suggestions=False, plans=plans) for plans in (True, False)
+    }
+
+    async def context(grants: Grants) -> Context:
+        scope = await resolve_scope(pool, grants)
+        today = date.today()
+        return Context(pool, Principal(grants=grants), scope, Loaders(pool, scope, today), 500, today, "test")
+
+    async def execute(query: str, variables: dict | None, *, plans: bool, grants: Grants | None = None) -> dict:
+        grants = grants or Grants(all_indicators, None)
+        executor = executors[plans]
+        prepared = executor.prepare(query, None, introspection=True)
+        assert not prepared.errors, prepared.errors
+        result = await executor.run(prepared, variables, None, await context(grants))
+        body: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            body["errors"] = [format_error(e, "test", suggestions=False) for e in result.errors]
+        return orjson.loads(orjson.dumps(body))
+
+    async def plan_only(query: str, variables: dict | None) -> tuple[Any, Any]:
+        """The compiled plan and its operation for one run (None: the document has no plan)."""
+        document = executors[True].prepare(query, None, introspection=True).document
+        operation = OperationExecutor.build(
+            schema._schema, document, None, await context(Grants(all_indicators, None)), variables
+        )
+        assert not isinstance(operation, list), operation
+        return compile_plan(operation), operation
+
+    execute.plan_only = plan_only  # type: ignore[attr-defined]
+    return execute
+
+
+@pytest.mark.parametrize(("query", "runs"), ANSWERED, ids=[q[:60] for q, _ in ANSWERED])
+async def test_a_plan_answers_what_graphql_core_answers(run, query: str, runs: list) -> None:
+    answered = 0
+    for variables in runs:
+        expected = await run(query, variables, plans=False)
+        assert "errors" not in expected, expected
+        plan, operation = await run.plan_only(query, variables)
+        assert plan is not None, "the document should have a plan"
+        data = orjson.loads(orjson.dumps(await plan.run(operation)))
+        assert data == expected["data"]
+        assert await run(query, variables, plans=True) == expected
+        answered += any(v is not None for v in data.values())
+    assert answered, "at least one run answers with a value, so the comparison is not only of nulls"
+
+
+async def test_variables_are_not_frozen_into_the_plan(run) -> None:
+    query, runs = ANSWERED[1]
+    first, second = [await run(query, v, plans=True) for v in runs[:2]]
+    assert first["data"]["observation"]["value"] != second["data"]["observation"]["value"]
+    assert second == await run(query, runs[1], plans=False)
+
+
+@pytest.mark.parametrize(("query", "variables"), REFUSED, ids=[q[:60] for q, _ in REFUSED])
+async def test_a_failing_run_gives_way_to_graphql_core(run, query: str, variables: dict | None) -> None:
+    plan, operation = await run.plan_only(query, variables)
+    assert plan is not None
+    with pytest.raises(Fallback):
+        await plan.run(operation)
+    expected = await run(query, variables, plans=False)
+    assert expected["errors"]
+    assert await run(query, variables, plans=True) == expected
+
+
+async def test_region_and_denied_codes_through_a_plan(run, all_indicators) -> None:
+    # A table with a code the caller may not read answers the rest and reports the code at its path
+    # (a side error, not a resolver failure: the plan answers it). A unit outside the caller's
+    # region is FORBIDDEN (a resolver failure: graphql-core answers it).
+    grants = Grants(all_indicators - {"UNEMP"}, frozenset({"79"}))
+    table = '{ table(indicators: ["RETAIL", "UNEMP"], units: ["79"]) { columns { code } rows } }'
+    expected = await run(table, None, plans=False, grants=grants)
+    assert [c["code"] for c in expected["data"]["table"]["columns"]] == ["RETAIL"]
+    assert [e["extensions"]["code"] for e in expected["errors"]] == ["FORBIDDEN"]
+    assert await run(table, None, plans=True, grants=grants) == expected
+    other_region = f"{{ {POINT.replace('79', '01')} {{ value }} }}"
+    expected = await run(other_region, None, plans=False, grants=grants)
+    assert [e["extensions"]["code"] for e in expected["errors"]] == ["FORBIDDEN"]
+    assert await run(other_region, None, plans=True, grants=grants) == expected
+
+
+@pytest.mark.parametrize("query", NOT_PLANNED)
+async def test_documents_outside_the_plans_run_through_graphql_core(run, query: str) -> None:
+    variables = {"skip": False} if "$skip" in query else None
+    plan, _ = await run.plan_only(query, variables)
+    assert plan is None
+    assert await run(query, variables, plans=True) == await run(query, variables, plans=False)
+
+
+# Values the demo data never produce, on a small schema of the test's own: a null where the schema
+# promises a value, a list that is not one, a scalar that refuses its value.
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Thing(Named):
+    note: str | None
+    sizes: list[int] | None
+
+    @strawberry.field
+    async def parts(self, fail: bool = False) -> list[Thing]:
+        if fail:
+            raise ValueError("no parts")
+        return [Thing(name=f"{self.name}.{n}", note=None, sizes=None) for n in range(2)]
+
+
+Odd = NewType("Odd", int)
+
+
+@strawberry.type
+class ToyQuery:
+    @strawberry.field
+    def thing(self, name: str | None, sizes: JSON | None = None) -> Thing | None:
+        return Thing(name=name, note=None, sizes=sizes)  # type: ignore[arg-type]
+
+    @strawberry.field
+    async def things(self, count: int) -> list[Thing]:
+        return [Thing(name=f"t{n}", note=None, sizes=[n]) for n in range(count)]
+
+    @strawberry.field
+    def odd(self, value: int) -> Odd | None:  # type: ignore[valid-type]
+        return value  # type: ignore[return-value]
+
+    @strawberry.field
+    def take(self, data: JSON) -> str:
+        return data.pop("k")  # alters its argument, as strawberry's _entities does
+
+    @strawberry.field
+    def impostor(self) -> Thing | None:
+        return SimpleNamespace(name="not a thing")  # type: ignore[return-value]
+
+
+ODD_ONLY = strawberry.scalar(name="Odd", serialize=lambda v: v if v % 2 else None, parse_value=int)
+TOY = strawberry.Schema(ToyQuery, config=StrawberryConfig(scalar_map={Odd: ODD_ONLY}))
+
+
+@pytest.mark.parametrize(
+    ("query", "planned"),
+    [
+        ('{ thing(name: "a", sizes: [1, 2]) { __typename name note sizes } }', True),
+        ("{ things(count: 3) { name sizes } one: things(count: 1) { name } }", True),
+        ("{ thing(name: null) { name } }", False),  # null for a non-null field
+        ('{ thing(name: "a", sizes: 7) { sizes } }', False),  # not a list
+        ('{ thing(name: "a", sizes: ["x"]) { sizes } }', False),  # Int refuses "x"
+        ("{ odd(value: 3) }", True),
+        ("{ odd(value: 2) }", False),  # the scalar gives no value
+        ("{ impostor { name } }", False),  # not a Thing
+        ('{ thing(name: "a") { parts { name parts { name } } } }', True),  # awaited a depth at a time
+        ('{ thing(name: "a") { parts { name parts(fail: true) { name } } } }', False),  # fails at depth 3
+    ],
+)
+async def test_completion_against_graphql_core(query: str, planned: bool) -> None:
+    document = parse(query)
+    operation = OperationExecutor.build(TOY._schema, document)
+    assert not isinstance(operation, list)
+    plan = compile_plan(operation)
+    assert plan is not None
+    expected = await graphql(TOY._schema, query)
+    if planned:
+        assert expected.errors is None
+        assert await plan.run(operation) == expected.data
+    else:
+        assert expected.errors
+        with pytest.raises(Fallback):
+            await plan.run(operation)
+
+
+async def test_a_run_cannot_alter_the_next_runs_arguments() -> None:
+    document = parse('{ take(data: {k: "v"}) }')
+    plan = compile_plan(OperationExecutor.build(TOY._schema, document))
+    assert plan is not None
+    for _ in range(2):
+        assert await plan.run(OperationExecutor.build(TOY._schema, document)) == {"take": "v"}
