@@ -20,6 +20,7 @@ same work. Run from the repository root, after bench/prepare.py::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -52,6 +53,12 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="HUB_DATA_DIR of the large demo")
     parser.add_argument(
         "--hub-tree", type=Path, default=servers.ROOT, help="checkout whose hub code is served (default: this one)"
+    )
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another checkout (e.g. a git worktree of an earlier commit) whose hub is measured beside this one, "
+        "as target 'base', on the same database",
     )
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="HTTP client (default raw)")
     parser.add_argument("--seconds", type=float, help="seconds per query and concurrency, all targets together")
@@ -167,25 +174,39 @@ def _ratio_row(name: str, concurrency: int, samples: dict[str, Sample], targeted
     stack = samples.get("strawberry")
     vs_stack = f"{p50 / stack.percentile(0.5):.2f}" if stack else "-"
     stack_vs_star = f"{stack.percentile(0.5) / star.percentile(0.5):.2f}" if stack else "-"
+    base = samples.get("base")
+    vs_base = (
+        f"{p50 / base.percentile(0.5):.2f} ({hub.per_request_ms(hub.app_cpu) / base.per_request_ms(base.app_cpu):.2f})"
+        if base
+        else "-"
+    )
     row = (
         f"| {name} | {concurrency} | {vs_floor:.2f} | {vs_star:.2f} {star_flag} | {vs_stack} | {stack_vs_star} "
-        f"| {tail:.2f} {'ok' if tail <= TAIL_TARGET else 'MISS'} | {star.percentile(0.99) / star.percentile(0.5):.2f} |"
+        f"| {tail:.2f} {'ok' if tail <= TAIL_TARGET else 'MISS'} | {star.percentile(0.99) / star.percentile(0.5):.2f} "
+        f"| {vs_base} |"
     )
     return row, misses
 
 
 async def benchmark(args: argparse.Namespace) -> int:
     started = time.monotonic()
-    with servers.hub(args.data_dir, args.hub_tree.resolve()) as hub:
+    with contextlib.ExitStack() as stack:
+        hub = stack.enter_context(servers.hub(args.data_dir, args.hub_tree.resolve()))
         await hub.wait_ready("/readyz", within=180)
         dsn = embedded_dsn(args.data_dir)
+        base = None
+        if args.baseline_tree:
+            base = stack.enter_context(
+                servers.hub(args.data_dir, args.baseline_tree.resolve(), name="base", database_url=dsn)
+            )
+            await base.wait_ready("/readyz", within=180)
         postmaster = int((args.data_dir / "pg" / "postmaster.pid").read_text().split()[0])
         pool = await create_pool(dsn)
         try:
             indicators = await q.indicator_codes(pool)
-            with servers.anchor(dsn, indicators) as anchor:
-                await anchor.wait_ready("/ping", within=60)
-                return await _measure(args, pool, indicators, hub, anchor, CpuMeter(postmaster), started)
+            anchor = stack.enter_context(servers.anchor(dsn, indicators))
+            await anchor.wait_ready("/ping", within=60)
+            return await _measure(args, pool, indicators, hub, base, anchor, CpuMeter(postmaster), started)
         finally:
             await pool.close()
 
@@ -195,6 +216,7 @@ async def _measure(
     pool: asyncpg.Pool,
     indicators: list[str],
     hub: servers.Child,
+    base: servers.Child | None,
     anchor: servers.Child,
     meter: CpuMeter,
     started: float,
@@ -202,9 +224,12 @@ async def _measure(
     catalogue = q.build_queries(indicators)
     hub_client, star_client = CLIENTS[args.client](hub.port), CLIENTS[args.client](anchor.port)
     hub_app, star_app = psutil.Process(hub.process.pid), psutil.Process(anchor.process.pid)
+    base_client = CLIENTS[args.client](base.port) if base else None
     targets: dict[str, list[Target]] = {}
     print(f"# nrhub read API benchmark ({'quick' if args.quick else 'full'}), client: {args.client}\n")
     print(f"Hub code: {_describe_tree(args.hub_tree)}")
+    if args.baseline_tree:
+        print(f"Baseline hub code (target 'base'): {_describe_tree(args.baseline_tree)}")
     print(await _dataset(pool))
     print(f"Load average before the run: {_load()}\n")
     print("Responses checked equal (hub = floor = starlette = strawberry, values as Decimal):\n")
@@ -218,6 +243,8 @@ async def _measure(
         ]
         if name == "point":
             targets[name].append(http_target("strawberry", star_client, "/graphql", body, star_app))
+        if base and base_client:
+            targets[name].append(http_target("base", base_client, "/graphql", body, psutil.Process(base.process.pid)))
         print(f"- {name}: {await check_equal(name, *targets[name])}")
     print("\nClient cost against a trivial endpoint (the Starlette anchor's GET /ping):\n")
     print("\n".join(await client_check(anchor.port, 0.3 if args.quick else 2.0, meter)))
@@ -234,6 +261,8 @@ async def _measure(
             misses += missed
     await hub_client.close()
     await star_client.close()
+    if base_client:
+        await base_client.close()
     print(f"\nEach cell: about {args.seconds:g} s, the targets taking turns in {args.slice:g} s slices.")
     _report(results, ratios, misses, time.monotonic() - started)
     return 0
@@ -259,12 +288,13 @@ def _report(results: list[str], ratios: list[str], misses: list[str], elapsed: f
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(results))
     print("\nRatios (targets: hub p50 <= 1.5x Starlette for table, series, point; hub p99 <= 2.5x its p50):\n")
-    print("strawberry: the minimal strawberry endpoint (point lookup only), the required stack's own floor.\n")
+    print("strawberry: the minimal strawberry endpoint (point lookup only), the required stack's own floor.")
+    print("base: the hub of --baseline-tree, p50 and, in brackets, app CPU per request.\n")
     print(
         "| query | c | hub/floor p50 | hub/starlette p50 | hub/strawberry p50 | strawberry/starlette p50 "
-        "| hub p99/p50 | starlette p99/p50 |"
+        "| hub p99/p50 | starlette p99/p50 | hub/base |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     print("\n".join(ratios))
     print(f"\nTargets missed: {len(misses)}" + "".join(f"\n- {m}" for m in misses))
     print(f"\nRun took {elapsed:.0f} s; load average at the end: {_load()}.")
