@@ -22,7 +22,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from graphql import ExecutionResult, GraphQLError, OperationType, execute
+from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from auth.principal import Principal
@@ -32,7 +32,6 @@ from resolvers.errors import HubError
 from resolvers.events import EventHub, SubscriberTooSlow
 from resolvers.loaders import Loaders
 from resolvers.scope import resolve_scope
-from schema.build import schema
 from schema.context import Context
 from schema.execution import Executor, format_error
 
@@ -324,13 +323,9 @@ class _Session:
                 key=key,
             )
         else:
-            outcome = execute(
-                schema._schema,
-                prepared.document,
-                context_value=context,
-                variable_values=variables,
-                operation_name=operation_name,
-            )
+            # The executor, as over HTTP: its time limit, its compiled plans, and the errors a field
+            # reports beside its value (a denied code in a list argument), which execute() alone drops.
+            outcome = self.endpoint.executor.run(prepared, variables, operation_name, context)
         self.operations[op_id] = asyncio.create_task(self._stream(op_id, outcome))
 
     async def _stream(self, op_id: str, outcome: Any) -> None:

@@ -168,3 +168,16 @@ async def test_revoked_token_is_cut_off_within_seconds(report_hub, pool) -> None
             with pytest.raises(ConnectionClosed) as closed:
                 await asyncio.wait_for(ws.recv(), 6)
     assert closed.value.rcvd.code == 4403
+
+
+async def test_a_query_over_the_socket_answers_as_over_http(report_hub, gql, token_for) -> None:
+    # A code the caller may not read is FORBIDDEN beside the values it may read, on both transports.
+    token = await token_for("VPCP", "data:read indicator:RETAIL")
+    query = '{ table(indicators: ["RETAIL", "UNEMP"], units: ["79"]) { columns { code } rows } }'
+    over_http = await gql(token, query)
+    assert [c["code"] for c in over_http["data"]["table"]["columns"]] == ["RETAIL"]
+    assert [e["extensions"]["code"] for e in over_http["errors"]] == ["FORBIDDEN"]
+    async with connected(report_hub, token) as ws:
+        op = await start(ws, query)
+        assert await next_payload(ws) == over_http
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"id": op, "type": "complete"}
