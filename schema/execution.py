@@ -48,7 +48,7 @@ class Prepared:
     document: DocumentNode | None
     errors: list[GraphQLError]
     operation: OperationType | None
-    key: tuple[str, str | None] = ("", None)  # the query text and operation name: the plan's cache key
+    key: tuple[str, str | None] | None = None  # the query text and operation name: the plan's cache key
 
 
 class Executor:
@@ -122,7 +122,7 @@ class Executor:
                 result = None
                 if plan is not None:
                     try:
-                        result = ExecutionResult(data=await plan.run(operation), errors=None)
+                        result = await plan.run(operation)
                     except Fallback:
                         context.side_errors.clear()  # graphql-core runs the resolvers again and reports anew
                 if result is None:
@@ -143,7 +143,7 @@ class Executor:
 
     def _plan(self, prepared: Prepared, operation: OperationExecutor) -> Plan | None:
         """The document's compiled plan (schema/plan.py), compiled on its first run; None if it has none."""
-        if self._plans is None:
+        if self._plans is None or prepared.key is None:
             return None
         if prepared.key in self._plans:
             return self._plans[prepared.key]

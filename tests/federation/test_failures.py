@@ -103,6 +103,7 @@ async def test_a_point_lookup_on_a_failing_source_is_null_with_the_error_at_its_
     assert body["data"] == {"a": None, "b": {"value": Decimal("9880001.5")}}
     (error,) = body["errors"]
     assert (error["path"], error["extensions"]["code"]) == (["a"], "SOURCE_UNAVAILABLE")
+    assert len(arrivals.calls) == 2  # asked and retried once, and not again within the request
 
 
 async def test_postgres_sources_time_out_and_fail_to_connect(start_hub, population, arrivals, stats) -> None:

@@ -2,8 +2,9 @@
 
 Each document runs three ways against the real database: through graphql-core alone (an executor
 without plans), through the hub's executor (plans on), and through the compiled plan directly. A
-plannable document's plan must give graphql-core's data byte for byte; a run it cannot answer
-must raise Fallback, and the hub's executor must then answer what graphql-core answers.
+plannable document's plan must give graphql-core's answer byte for byte (errors of its nullable
+root fields included); a run it cannot answer must raise Fallback, and the hub's executor must then
+answer what graphql-core answers.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any, NewType
 import orjson
 import pytest
 import strawberry
+from graphql import ExecutionResult, graphql, parse
 from graphql import Executor as OperationExecutor
-from graphql import graphql, parse
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 
@@ -98,8 +99,8 @@ ANSWERED: list[tuple[str, list[dict[str, Any] | None]]] = [
     ),
 ]
 
-# Plannable documents whose run fails somewhere: the plan gives way, graphql-core writes the errors.
-REFUSED: list[tuple[str, dict[str, Any] | None]] = [
+# Plannable documents whose nullable root fields fail: null and the error, from the plan itself.
+FAILING_ROOTS: list[tuple[str, dict[str, Any] | None]] = [
     (f"{{ {POINT.replace('79', '99')} {{ value }} }}", None),  # NOT_FOUND
     ('{ observation(indicator: "NOPE", unit: "79", period: "2026-M03") { value } }', None),  # NOT_FOUND
     # One root field fails, the other still answers: partial data.
@@ -116,6 +117,14 @@ NOT_PLANNED = [
     "{ __schema { queryType { name } } }",
     '{ node(id: "x") { id } }',  # an interface: the runtime type is decided per value
 ]
+
+
+def response(result: ExecutionResult) -> dict[str, Any]:
+    """The response body as the HTTP endpoint writes it, decoded."""
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [format_error(e, "test", suggestions=False) for e in result.errors]
+    return orjson.loads(orjson.dumps(body))
 
 
 @pytest.fixture
@@ -136,11 +145,7 @@ async def run(pool, all_indicators):
         executor = executors[plans]
         prepared = executor.prepare(query, None, introspection=True)
         assert not prepared.errors, prepared.errors
-        result = await executor.run(prepared, variables, None, await context(grants))
-        body: dict[str, Any] = {"data": result.data}
-        if result.errors:
-            body["errors"] = [format_error(e, "test", suggestions=False) for e in result.errors]
-        return orjson.loads(orjson.dumps(body))
+        return response(await executor.run(prepared, variables, None, await context(grants)))
 
     async def plan_only(query: str, variables: dict | None) -> tuple[Any, Any]:
         """The compiled plan and its operation for one run (None: the document has no plan)."""
@@ -163,8 +168,9 @@ async def test_a_plan_answers_what_graphql_core_answers(run, query: str, runs: l
         assert "errors" not in expected, expected
         plan, operation = await run.plan_only(query, variables)
         assert plan is not None, "the document should have a plan"
-        data = orjson.loads(orjson.dumps(await plan.run(operation)))
-        assert data == expected["data"]
+        answer = response(await plan.run(operation))
+        assert answer == expected
+        data = answer["data"]
         assert await run(query, variables, plans=True) == expected
         answered += any(v is not None for v in data.values())
     assert answered, "at least one run answers with a value, so the comparison is not only of nulls"
@@ -177,21 +183,22 @@ async def test_variables_are_not_frozen_into_the_plan(run) -> None:
     assert second == await run(query, runs[1], plans=False)
 
 
-@pytest.mark.parametrize(("query", "variables"), REFUSED, ids=[q[:60] for q, _ in REFUSED])
-async def test_a_failing_run_gives_way_to_graphql_core(run, query: str, variables: dict | None) -> None:
-    plan, operation = await run.plan_only(query, variables)
-    assert plan is not None
-    with pytest.raises(Fallback):
-        await plan.run(operation)
+@pytest.mark.parametrize(("query", "variables"), FAILING_ROOTS, ids=[q[:60] for q, _ in FAILING_ROOTS])
+async def test_a_failing_root_field_is_answered_as_graphql_core_answers_it(
+    run, query: str, variables: dict | None
+) -> None:
     expected = await run(query, variables, plans=False)
     assert expected["errors"]
+    plan, operation = await run.plan_only(query, variables)
+    assert plan is not None
+    assert response(await plan.run(operation)) == expected  # no Fallback: its resolvers ran once
     assert await run(query, variables, plans=True) == expected
 
 
 async def test_region_and_denied_codes_through_a_plan(run, all_indicators) -> None:
     # A table with a code the caller may not read answers the rest and reports the code at its path
-    # (a side error, not a resolver failure: the plan answers it). A unit outside the caller's
-    # region is FORBIDDEN (a resolver failure: graphql-core answers it).
+    # (a side error: the resolver succeeds). A unit outside the caller's region is FORBIDDEN (the
+    # resolver raises).
     grants = Grants(all_indicators - {"UNEMP"}, frozenset({"79"}))
     table = '{ table(indicators: ["RETAIL", "UNEMP"], units: ["79"]) { columns { code } rows } }'
     expected = await run(table, None, plans=False, grants=grants)
@@ -253,6 +260,18 @@ class ToyQuery:
         return data.pop("k")  # alters its argument, as strawberry's _entities does
 
     @strawberry.field
+    async def broken(self) -> str | None:
+        raise ValueError("broken")
+
+    @strawberry.field
+    def broken_now(self) -> str | None:
+        raise ValueError("broken before any await")
+
+    @strawberry.field
+    async def strict(self) -> str:
+        raise ValueError("no value, and null is not allowed")
+
+    @strawberry.field
     def impostor(self) -> Thing | None:
         return SimpleNamespace(name="not a thing")  # type: ignore[return-value]
 
@@ -264,7 +283,11 @@ TOY = strawberry.Schema(ToyQuery, config=StrawberryConfig(scalar_map={Odd: ODD_O
 @pytest.mark.parametrize(
     ("query", "planned"),
     [
+        # The plan answers, with graphql-core's data and errors.
         ('{ thing(name: "a", sizes: [1, 2]) { __typename name note sizes } }', True),
+        ('{ thing(name: "a") { name } broken later: broken broken_now: brokenNow }', True),  # nullable roots
+        # graphql-core answers: the plan gives way.
+        ("{ strict broken }", False),  # a non-null root field fails: data is null
         ("{ things(count: 3) { name sizes } one: things(count: 1) { name } }", True),
         ("{ thing(name: null) { name } }", False),  # null for a non-null field
         ('{ thing(name: "a", sizes: 7) { sizes } }', False),  # not a list
@@ -284,8 +307,7 @@ async def test_completion_against_graphql_core(query: str, planned: bool) -> Non
     assert plan is not None
     expected = await graphql(TOY._schema, query)
     if planned:
-        assert expected.errors is None
-        assert await plan.run(operation) == expected.data
+        assert await plan.run(operation) == expected
     else:
         assert expected.errors
         with pytest.raises(Fallback):
@@ -297,4 +319,4 @@ async def test_a_run_cannot_alter_the_next_runs_arguments() -> None:
     plan = compile_plan(OperationExecutor.build(TOY._schema, document))
     assert plan is not None
     for _ in range(2):
-        assert await plan.run(OperationExecutor.build(TOY._schema, document)) == {"take": "v"}
+        assert (await plan.run(OperationExecutor.build(TOY._schema, document))).data == {"take": "v"}
