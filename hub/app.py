@@ -120,6 +120,7 @@ def create_app(
         max_tokens=settings.max_tokens,
         timeout=settings.execution_timeout,
         suggestions=settings.suggestions,
+        plans=settings.compiled_plans,
     )
     graphql = GraphQLEndpoint(
         executor,

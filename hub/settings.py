@@ -48,6 +48,7 @@ class Settings:
     execution_timeout: float = 10.0
     introspection: bool = False
     suggestions: bool = False
+    compiled_plans: bool = True  # schema/plan.py; off: every query runs through graphql-core's executor
     public_read: bool = True
     graphiql: bool = True
     # OAuth2 (README: "Security").

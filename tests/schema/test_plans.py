@@ -320,3 +320,13 @@ async def test_a_run_cannot_alter_the_next_runs_arguments() -> None:
     assert plan is not None
     for _ in range(2):
         assert (await plan.run(OperationExecutor.build(TOY._schema, document))).data == {"take": "v"}
+
+
+@pytest.mark.parametrize("plans", [True, False])
+async def test_plans_can_be_turned_off(run, monkeypatch, plans: bool) -> None:
+    # HUB_COMPILED_PLANS=false: every query through graphql-core, which the comparisons above rely on.
+    compiled = []
+    monkeypatch.setattr("schema.execution.compile_plan", lambda operation: compiled.append(operation) or None)
+    answer = await run(f"{{ {POINT} {{ value }} }}", None, plans=plans)
+    assert answer["data"]["observation"]["value"] is not None
+    assert len(compiled) == (1 if plans else 0)
