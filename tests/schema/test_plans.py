@@ -9,6 +9,7 @@ answer what graphql-core answers.
 
 from __future__ import annotations
 
+import random
 from datetime import date
 from types import SimpleNamespace
 from typing import Any, NewType
@@ -16,7 +17,7 @@ from typing import Any, NewType
 import orjson
 import pytest
 import strawberry
-from graphql import ExecutionResult, graphql, parse
+from graphql import ExecutionResult, GraphQLObjectType, get_named_type, graphql, is_leaf_type, parse
 from graphql import Executor as OperationExecutor
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
@@ -330,3 +331,60 @@ async def test_plans_can_be_turned_off(run, monkeypatch, plans: bool) -> None:
     answer = await run(f"{{ {POINT} {{ value }} }}", None, plans=plans)
     assert answer["data"]["observation"]["value"] is not None
     assert len(compiled) == (1 if plans else 0)
+
+
+# Random selections over the real schema: every field of the types below the roots, aliases,
+# repeated fields, inline fragments, down to three levels, for a caller with every grant and one
+# limited to a region. Seeded, so a failure names the document that differed.
+RANDOM_ROOTS = [
+    "indicators(first: 4)",
+    "units(level: PROVINCE, first: 4)",
+    'units(parent: "79", level: COMMUNE, first: 3)',
+    "agencies(first: 4)",
+    "regimes",
+    'unit(code: "08", validOn: "2024-01-01")',
+    'unit(code: "01")',
+    'indicator(code: "UNEMP")',
+    POINT,
+    'aggregate(indicator: "RETAIL", unit: "79", period: "2026-Q1")',
+    'observations(indicators: ["RETAIL", "UNEMP"], units: ["79", "01"], first: 5)',
+]
+
+
+def random_selection(rng: random.Random, type_: GraphQLObjectType, depth: int) -> str:
+    fields = list(type_.fields.items())
+    chosen = rng.sample(fields, k=min(len(fields), rng.randint(1, 7)))
+    parts = []
+    for name, field in chosen:
+        target = get_named_type(field.type)
+        if is_leaf_type(target):
+            selection = name
+        elif isinstance(target, GraphQLObjectType) and depth > 0:
+            selection = f"{name} {{ {random_selection(rng, target, depth - 1)} }}"
+        else:
+            selection = "__typename"  # an interface or union, or too deep: its name only
+        if rng.random() < 0.25:
+            selection = f"{name}{rng.randint(1, 2)}: {selection}"  # an alias per field: no conflicts
+        parts.append(selection)
+    if rng.random() < 0.3:
+        parts.append(f"... on {type_.name} {{ {parts[0]} }}")  # the same field again, merged
+    return " ".join(parts)
+
+
+async def test_random_selections_answer_as_graphql_core(run, all_indicators) -> None:
+    rng = random.Random(20261128)
+    query_type = schema._schema.query_type
+    assert query_type is not None
+    planned = 0
+    for n in range(60):
+        root = rng.choice(RANDOM_ROOTS)
+        field = query_type.fields[root.split("(")[0]]
+        target = get_named_type(field.type)
+        assert isinstance(target, GraphQLObjectType)
+        query = f"{{ {root} {{ {random_selection(rng, target, 3)} }} }}"
+        grants = Grants(all_indicators, frozenset({"79"}) if n % 2 else None)
+        expected = await run(query, None, plans=False, grants=grants)
+        assert await run(query, None, plans=True, grants=grants) == expected, query
+        plan, _ = await run.plan_only(query, None)
+        planned += plan is not None
+    assert planned >= 50, f"only {planned} of 60 documents had a plan"
