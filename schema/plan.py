@@ -5,13 +5,14 @@ coercion, awaitable checks, error handling, a task per awaitable). Measured agai
 run (bench/README.md, fifth run), plans cost 0.57x the CPU per request of a catalogue query with
 resolvers three levels deep, and 0.85-0.89x that of a point lookup.
 
-A document qualifies when it is a query without directives over object types only (no interface
-or union is selected). Its plan is compiled once, on its first run, and each later run:
+A document qualifies when it is a query without directives. Its plan is compiled once, on its
+first run, and each later run:
 
 - calls each resolver exactly as graphql-core would: the same resolve function, resolve info
   (path included), and coerced arguments (literals coerced once, variables per run);
 - reads strawberry's plain fields (no resolver of their own) straight off their parent;
-- completes leaves with the types' own ``coerce_output_value``;
+- completes leaves with the types' own ``coerce_output_value``, and an interface's or a union's
+  values by the runtime type its ``resolve_type`` names, with the selection compiled for that type;
 - awaits resolvers breadth first: every awaitable of one depth is gathered together, so the
   dataloaders behind them batch across the whole depth, as they do under graphql-core.
 
@@ -37,6 +38,7 @@ from graphql import (
     DirectiveNode,
     ExecutionResult,
     FieldNode,
+    GraphQLAbstractType,
     GraphQLError,
     GraphQLField,
     GraphQLList,
@@ -47,7 +49,9 @@ from graphql import (
     OperationType,
     Undefined,
     VariableNode,
+    default_type_resolver,
     get_named_type,
+    is_abstract_type,
     is_leaf_type,
     located_error,
 )
@@ -74,13 +78,14 @@ class NotPlannable(Exception):
 class _Pending(NamedTuple):
     """A resolver's awaitable: once settled, its completed value goes to ``container[key]``."""
 
-    container: dict[str, Any]
-    key: str
+    container: dict[str, Any] | list[Any]
+    key: str | int
     awaitable: Any
     complete: Complete
     path: Path
     nodes: list[FieldNode]
     answers_errors: bool  # a nullable root field: its resolver's error is null plus the error
+    # (not a list item: graphql-core nulls the item, or more, by the item type's nullability)
 
 
 @dataclass(slots=True)
@@ -147,10 +152,19 @@ def compile_plan(operation: OperationExecutor) -> Plan | None:
         return None
 
 
-def _completer(operation: OperationExecutor, type_: GraphQLOutputType, details: FieldDetailsList) -> Complete:
+class _Owner(NamedTuple):
+    """The field whose value is being completed: an abstract type's resolve_type is given its info."""
+
+    field: GraphQLField
+    parent: GraphQLObjectType
+
+
+def _completer(
+    operation: OperationExecutor, type_: GraphQLOutputType, details: FieldDetailsList, owner: _Owner
+) -> Complete:
     """How a value of ``type_`` is completed."""
     if isinstance(type_, GraphQLNonNull):
-        inner = _completer(operation, type_.of_type, details)
+        inner = _completer(operation, type_.of_type, details, owner)
 
         def complete_non_null(value: Any, path: Path, run: _Run) -> Any:
             completed = inner(value, path, run)
@@ -160,7 +174,7 @@ def _completer(operation: OperationExecutor, type_: GraphQLOutputType, details: 
 
         return complete_non_null
     if isinstance(type_, GraphQLList):
-        item = _completer(operation, type_.of_type, details)
+        item = _completer(operation, type_.of_type, details, owner)
         leaves = is_leaf_type(get_named_type(type_))
 
         def complete_list(value: Any, path: Path, run: _Run) -> Any:
@@ -170,7 +184,15 @@ def _completer(operation: OperationExecutor, type_: GraphQLOutputType, details: 
                 raise Fallback
             if leaves:  # no resolver below: no paths to build
                 return [item(v, path, run) for v in value]
-            return [item(v, path.add_key(i), run) for i, v in enumerate(value)]
+            out: list[Any] = []
+            for i, v in enumerate(value):
+                here = path.add_key(i)
+                if is_awaitable(v):  # e.g. _entities: one coroutine per representation
+                    out.append(None)
+                    run.pending.append(_Pending(out, i, v, item, here, [], False))
+                else:
+                    out.append(item(v, here, run))
+            return out
 
         return complete_list
     if is_leaf_type(type_):
@@ -193,7 +215,42 @@ def _completer(operation: OperationExecutor, type_: GraphQLOutputType, details: 
             operation.schema, operation.fragments, operation.variable_values, operation.operation, type_, details
         )
         return _object_completer(operation, type_, collected.grouped_field_set, root=False)
-    raise NotPlannable  # an interface or a union: the runtime type is decided per value
+    assert is_abstract_type(type_)
+    return _abstract_completer(operation, type_, details, owner)  # type: ignore[arg-type]
+
+
+def _abstract_completer(
+    operation: OperationExecutor, type_: GraphQLAbstractType, details: FieldDetailsList, owner: _Owner
+) -> Complete:
+    """An interface or a union: each value's runtime type, found as graphql-core finds it, picks the
+    completer compiled for that type's selection (its fragments included)."""
+    schema = operation.schema
+    by_type = {
+        possible.name: _object_completer(
+            operation,
+            possible,
+            collect_subfields(
+                schema, operation.fragments, operation.variable_values, operation.operation, possible, details
+            ).grouped_field_set,
+            root=False,
+        )
+        for possible in schema.get_possible_types(type_)
+    }
+    resolve_type = type_.resolve_type or default_type_resolver
+    nodes = [d.node for d in details]
+
+    def complete_abstract(value: Any, path: Path, run: _Run) -> Any:
+        if value is None:
+            return None
+        info = run.operation.build_resolve_info(owner.field, nodes, owner.parent, path)
+        name = resolve_type(value, info, type_)
+        complete = by_type.get(name) if isinstance(name, str) else None
+        if complete is None:  # no such type, an awaitable, an error object in a list: graphql-core's
+            _close([name])
+            raise Fallback
+        return complete(value, path, run)
+
+    return complete_abstract
 
 
 def _object_completer(
@@ -234,7 +291,7 @@ def _field_step(
     field = parent.fields.get(name)
     if field is None:
         raise NotPlannable  # __schema and __type: introspection stays with graphql-core
-    complete = _completer(operation, field.type, details)
+    complete = _completer(operation, field.type, details, _Owner(field, parent))
     if _is_basic(field):
         read = field.resolve
         if is_leaf_type(get_named_type(field.type)):
