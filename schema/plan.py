@@ -84,8 +84,7 @@ class _Pending(NamedTuple):
     complete: Complete
     path: Path
     nodes: list[FieldNode]
-    answers_errors: bool  # a nullable root field: its resolver's error is null plus the error
-    # (not a list item: graphql-core nulls the item, or more, by the item type's nullability)
+    answers_errors: bool  # a nullable root field's: its resolver's error is null plus the error
 
 
 @dataclass(slots=True)
@@ -96,13 +95,15 @@ class _Run:
     pending: list[_Pending] = field(default_factory=list)
     errors: list[GraphQLError] = field(default_factory=list)
 
-    def failed(self, error: Exception, answers: bool, out: dict[str, Any], key: str, nodes: list, path: Path) -> None:
+    def failed(
+        self, error: Exception, answers: bool, out: dict[str, Any] | list[Any], key: str | int, nodes: list, path: Path
+    ) -> None:
         """A resolver raised: a nullable root field is null with the error where graphql-core puts it
         (the root fields' errors are the expected ones: NOT_FOUND, FORBIDDEN, a source down); any
         other is graphql-core's to handle, error propagation included."""
         if not answers:
             raise Fallback from error
-        out[key] = None
+        out[key] = None  # type: ignore[index]
         self.errors.append(located_error(error, nodes, path.as_list()))
 
 
