@@ -34,7 +34,7 @@ from resolvers.errors import ERROR_CODES, HubError
 from schema.build import schema
 from schema.context import Context
 from schema.limits import Limits, make_limit_rules, string_problem
-from schema.plan import Fallback, Plan, compile_plan
+from schema.plan import Fallback, Plan, Plans
 
 log = logging.getLogger("hub.graphql")
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
@@ -64,7 +64,7 @@ class Executor:
         self._hide_suggestions = not suggestions
         self._parsed: OrderedDict[str, DocumentNode | GraphQLError] = OrderedDict()
         self._validated: OrderedDict[tuple[str, bool], list[GraphQLError]] = OrderedDict()
-        self._plans: OrderedDict[tuple[str, str | None], Plan | None] | None = OrderedDict() if plans else None
+        self._plans: OrderedDict[tuple[str, str | None], Plans] | None = OrderedDict() if plans else None
 
     def prepare(self, query: str, operation_name: str | None, *, introspection: bool) -> Prepared:
         document = self._parse(query)
@@ -142,14 +142,14 @@ class Executor:
         return result
 
     def _plan(self, prepared: Prepared, operation: OperationExecutor) -> Plan | None:
-        """The document's compiled plan (schema/plan.py), compiled on its first run; None if it has none."""
+        """The run's compiled plan (schema/plan.py), compiled on first use; None if it has none."""
         if self._plans is None or prepared.key is None:
             return None
-        if prepared.key in self._plans:
-            return self._plans[prepared.key]
-        plan = compile_plan(operation)
-        _remember(self._plans, prepared.key, plan)
-        return plan
+        plans = self._plans.get(prepared.key)
+        if plans is None:
+            plans = Plans(operation)
+            _remember(self._plans, prepared.key, plans)
+        return plans.for_run(operation)
 
     def _parse(self, query: str) -> DocumentNode | GraphQLError:
         cached = self._parsed.get(query)

@@ -5,8 +5,9 @@ coercion, awaitable checks, error handling, a task per awaitable). Measured agai
 run (bench/README.md, fifth run), plans cost 0.57x the CPU per request of a catalogue query with
 resolvers three levels deep, and 0.85-0.89x that of a point lookup.
 
-A document qualifies when it is a query without directives. Its plan is compiled once, on its
-first run, and each later run:
+A query qualifies when its only directives are ``@skip`` and ``@include``. Its plan is compiled on
+its first run, one plan per value of the variables those directives read (the selection differs),
+and each later run:
 
 - calls each resolver exactly as graphql-core would: the same resolve function, resolve info
   (path included), and coerced arguments (literals coerced once, variables per run);
@@ -62,6 +63,7 @@ from graphql.pyutils import Path, is_awaitable, is_iterable
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 TYPENAME = "__typename"
+_SWITCHES = {"skip", "include"}  # the directives a plan follows: they only choose the selection
 # Argument values a resolver cannot change, so a run may share them with the next: a list or an
 # object could be altered in place (strawberry's _entities pops from its representations).
 _IMMUTABLE = (str, int, float, Decimal, date, Enum, type(None))
@@ -137,12 +139,32 @@ class Plan:
         return ExecutionResult(data, run.errors or None)
 
 
+class Plans:
+    """A document's plans: one per value of the variables its ``@skip`` and ``@include`` read."""
+
+    _MOST = 16  # variants kept per document; beyond them graphql-core runs the rest
+
+    def __init__(self, operation: OperationExecutor) -> None:
+        self.switches = _switch_variables(operation)  # None: never a plan
+        self._variants: dict[tuple[Any, ...], Plan | None] = {}
+
+    def for_run(self, operation: OperationExecutor) -> Plan | None:
+        if self.switches is None:
+            return None
+        coerced = operation.variable_values.coerced
+        values = tuple(coerced.get(name) for name in self.switches)
+        if values not in self._variants:
+            if len(self._variants) >= self._MOST:
+                return None
+            self._variants[values] = compile_plan(operation)
+        return self._variants[values]
+
+
 def compile_plan(operation: OperationExecutor) -> Plan | None:
-    """The plan for ``operation``'s document, or None when it has none (graphql-core runs it)."""
+    """The plan for ``operation``'s document and its ``@skip``/``@include`` values, or None when it has
+    none (graphql-core runs it). Use :class:`Plans`, which keeps one per value of those directives."""
     definition = operation.operation
-    if definition.operation is not OperationType.QUERY:
-        return None
-    if _contains([definition, *(f.definition for f in operation.fragments.values())], DirectiveNode):
+    if _switch_variables(operation) is None:
         return None
     root_type = operation.schema.query_type
     assert root_type is not None
@@ -310,7 +332,7 @@ def _field_step(
         raise NotPlannable  # graphql-core's default resolver (not a strawberry field)
     resolve, nodes = field.resolve, [d.node for d in details]
     fixed = None  # coerced per run, unless they are literals no resolver can change
-    if not _contains(node.arguments, VariableNode):
+    if not _all(_variables, node.arguments):
         coerced = get_argument_values(field, node, operation.variable_values)
         if all(isinstance(v, _IMMUTABLE) for v in coerced.values()):
             fixed = coerced
@@ -340,15 +362,32 @@ def _is_basic(field: GraphQLField) -> bool:
     return getattr(field.resolve, "_is_default", False)
 
 
-def _contains(node: Any, kind: type[Node]) -> bool:
-    """Whether ``node`` or anything below it in the syntax tree is a ``kind``."""
-    if isinstance(node, kind):
-        return True
+def _switch_variables(operation: OperationExecutor) -> tuple[str, ...] | None:
+    """The variables a query's ``@skip`` and ``@include`` read; None for a mutation, a subscription,
+    or a document with any other directive."""
+    definition = operation.operation
+    directives = _all(_directives, [definition, *(f.definition for f in operation.fragments.values())])
+    if definition.operation is not OperationType.QUERY or any(d.name.value not in _SWITCHES for d in directives):
+        return None
+    return tuple(sorted({v.name.value for v in _all(_variables, directives)}))
+
+
+def _directives(node: Any) -> bool:
+    return isinstance(node, DirectiveNode)
+
+
+def _variables(node: Any) -> bool:
+    return isinstance(node, VariableNode)
+
+
+def _all(wanted: Callable[[Any], bool], node: Any) -> list[Any]:
+    """Every node of the syntax tree below ``node`` (itself included) that is ``wanted``."""
     if isinstance(node, list | tuple):
-        return any(_contains(n, kind) for n in node)
-    if isinstance(node, Node):
-        return any(_contains(getattr(node, k), kind) for k in node.keys if k != "loc")
-    return False
+        return [found for n in node for found in _all(wanted, n)]
+    if not isinstance(node, Node):
+        return []
+    found = [node] if wanted(node) else []
+    return found + [f for k in node.keys if k != "loc" for f in _all(wanted, getattr(node, k))]
 
 
 async def _settle(awaitables: list[Any]) -> list[Any]:

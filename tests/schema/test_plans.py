@@ -99,6 +99,13 @@ ANSWERED: list[tuple[str, list[dict[str, Any] | None]]] = [
         "{ regimes { code frequency issuingAgency { code } reporters { code } items { required indicator { code } } } }",
         [None],
     ),
+    # @skip and @include: one plan per value of the variables they read, each its own selection.
+    (
+        f"query($skip: Boolean!, $full: Boolean = true) {{ {POINT} @skip(if: $skip) {{ value "
+        "... @include(if: $full) { status period } provenance @skip(if: $full) { kind } "
+        "unit @include(if: true) { code } } }",
+        [{"skip": False}, {"skip": False, "full": False}, {"skip": True}, {"skip": False, "full": True}],
+    ),
 ]
 
 # Plannable documents whose nullable root fields fail: null and the error, from the plan itself.
@@ -113,11 +120,7 @@ FAILING_ROOTS: list[tuple[str, dict[str, Any] | None]] = [
 ]
 
 # Documents outside what plans cover: graphql-core runs them.
-NOT_PLANNED = [
-    f"{{ {POINT} {{ value @include(if: true) }} }}",
-    f"query($skip: Boolean!) {{ {POINT} @skip(if: $skip) {{ value }} }}",
-    "{ __schema { queryType { name } } }",
-]
+NOT_PLANNED = ["{ __schema { queryType { name } } }", '{ __type(name: "Query") { name } }']
 
 
 def response(result: ExecutionResult) -> dict[str, Any]:
@@ -344,7 +347,7 @@ async def test_a_run_cannot_alter_the_next_runs_arguments() -> None:
 async def test_plans_can_be_turned_off(run, monkeypatch, plans: bool) -> None:
     # HUB_COMPILED_PLANS=false: every query through graphql-core, which the comparisons above rely on.
     compiled = []
-    monkeypatch.setattr("schema.execution.compile_plan", lambda operation: compiled.append(operation) or None)
+    monkeypatch.setattr("schema.plan.compile_plan", lambda operation: compiled.append(operation) or None)
     answer = await run(f"{{ {POINT} {{ value }} }}", None, plans=plans)
     assert answer["data"]["observation"]["value"] is not None
     assert len(compiled) == (1 if plans else 0)
