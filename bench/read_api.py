@@ -232,7 +232,8 @@ async def _measure(
         print(f"Baseline hub code (target 'base'): {_describe_tree(args.baseline_tree)}")
     print(await _dataset(pool))
     print(f"Load average before the run: {_load()}\n")
-    print("Responses checked equal (hub = floor = starlette = strawberry, values as Decimal):\n")
+    also = " = base" if base else ""
+    print(f"Responses checked equal (hub = floor = starlette = strawberry{also}, values as Decimal):\n")
     for name in args.queries:
         query = catalogue[name]
         body = orjson.dumps({"query": query.graphql})
