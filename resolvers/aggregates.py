@@ -31,7 +31,6 @@ FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS r(unit_id, period, ord),
      LATERAL aggregate_additive($1, 'SUM', $4, r.unit_id, r.period, $5, $6) AS a
 ORDER BY r.ord
 """
-_SELECT_SOURCES = "SELECT code, source FROM indicator WHERE code = ANY($1::text[])"
 LEVELS = ("NATION", "PROVINCE", "DISTRICT", "COMMUNE")  # top to bottom
 
 
@@ -75,21 +74,21 @@ async def fetch_aggregates(
         rule = Rule(indicator.code, indicator.source, indicator.aggregation, indicator.periodicity)
         return await aggregates_from_source(db, sources, rule, indicator.code, pairs, dims, skip)
     assert indicator.numerator_code and indicator.denominator_code and indicator.ratio_factor is not None
-    components = (indicator.numerator_code, indicator.denominator_code)
-    where = {r["code"]: r["source"] for r in await db.fetch(_SELECT_SOURCES, list(components))}
-    if all(where.get(code, "hub") == "hub" for code in components):
+    numerator = (indicator.numerator_code, indicator.numerator_source or "hub")
+    denominator = (indicator.denominator_code, indicator.denominator_source or "hub")
+    if numerator[1] == denominator[1] == "hub":
         return await _in_database(db, _SELECT_AGGREGATES, indicator.code, pairs, dims, skip)
 
-    async def summed(code: str) -> list[Aggregate]:
+    async def summed(code: str, source: str) -> list[Aggregate]:
         # A rate's parts are summed at the rate's own periodicity (migration 0005).
-        if where.get(code, "hub") == "hub":
+        if source == "hub":
             return await _in_database(db, _SELECT_SUMS, code, pairs, indicator.periodicity, dims, skip)
-        rule = Rule(code, where[code], "SUM", indicator.periodicity)
+        rule = Rule(code, source, "SUM", indicator.periodicity)
         return await aggregates_from_source(db, sources, rule, indicator.code, pairs, dims, skip)
 
     # One after the other: ``db`` may be a single connection, which runs one statement at a time.
-    numerators = await summed(indicator.numerator_code)
-    denominators = await summed(indicator.denominator_code)
+    numerators = await summed(*numerator)
+    denominators = await summed(*denominator)
     pairs_of_sums = list(zip(numerators, denominators, strict=True))
     return await rates(db, pairs_of_sums, indicator.ratio_factor, indicator.decimals)
 

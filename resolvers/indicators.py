@@ -31,6 +31,10 @@ class Indicator:
     sensitivity: str
     source: str
     source_note: str | None
+    # Where a rate's numerator and denominator live ('hub' or a source's name), read with the rate
+    # itself: an aggregate of the rate combines them from there, whether the caller may read them or not.
+    numerator_source: str | None
+    denominator_source: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,9 @@ class Field:
 
 _COLUMNS = """code, name_vi, name_en, definition, field, unit_of_measure, value_type, decimals,
     periodicity, aggregation, numerator_code, denominator_code, ratio_factor, responsible_agency,
-    sensitivity, source, source_note"""
+    sensitivity, source, source_note,
+    (SELECT n.source FROM indicator n WHERE n.code = indicator.numerator_code) AS numerator_source,
+    (SELECT d.source FROM indicator d WHERE d.code = indicator.denominator_code) AS denominator_source"""
 
 # The grant is part of every statement: a code the caller may not read is simply not found.
 _SELECT_BY_CODES = f"""

@@ -161,6 +161,20 @@ async def test_statement_count_does_not_grow_with_the_number_of_objects(database
     assert counts == [8, 8]
 
 
+async def test_a_rate_aggregate_costs_one_statement_beyond_its_lookups(database_url: str) -> None:
+    statements: list[str] = []
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2, init=lambda c: _log_queries(c, statements))
+    try:
+        result = await execute(pool, '{ aggregate(indicator: "ONLINE_PS", unit: "79", period: "2025-Q4") { value } }')
+    finally:
+        await pool.close()
+    assert result.errors is None and result.data["aggregate"]["value"] is not None
+    noise = ("pg_catalog", "pg_type", "set_config", "pg_advisory_unlock_all", "array_agg(code) FROM indicator")
+    hub = [s for s in statements if not any(n in s for n in noise)]
+    # The indicator (its components' sources with it), the unit, and the aggregation itself.
+    assert len(hub) == 3, hub
+
+
 async def test_introspection_is_off_by_default(database_url: str) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
     try:
