@@ -141,11 +141,11 @@ def create_app(
         max_page_size=settings.max_page_size,
         clock=server_clock,
     )
-    routes = [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
+    routes = [  # /graphql first: the router tries the routes in order on every request
         Route("/graphql", graphql.handle, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", websocket.handle),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
         *_oauth_routes(),
         Route("/reports/{submission_id:int}/values", upload_values, methods=["PUT"]),
         *_graphiql_routes(settings),

@@ -61,6 +61,8 @@ from graphql.execution.collect_fields import FieldDetailsList, collect_fields, c
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, is_awaitable, is_iterable
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.field import StrawberryField
 
 TYPENAME = "__typename"
 _SWITCHES = {"skip", "include"}  # the directives a plan follows: they only choose the selection
@@ -336,6 +338,10 @@ def _field_step(
         coerced = get_argument_values(field, node, operation.variable_values)
         if all(isinstance(v, _IMMUTABLE) for v in coerced.values()):
             fixed = coerced
+    direct = _DirectCall.of(operation, field, fixed)
+    if direct is not None:
+        resolve = direct  # type: ignore[assignment]
+        fixed = fixed if direct.converted is None else {}
 
     answers_errors = root and not isinstance(field.type, GraphQLNonNull)
 
@@ -355,6 +361,63 @@ def _field_step(
             out[key] = complete(value, here, run)
 
     return resolved
+
+
+class _DirectCall:
+    """A strawberry field's own resolver, called as strawberry's per-call wrapper calls it, without
+    the wrapper: the same converted arguments, ``self``, ``root``/``parent`` and ``Info``.
+
+    The wrapper converts the arguments to Python values on every call and adds two coroutine layers;
+    a plan converts literal arguments once (when every converted value is immutable) and awaits the
+    resolver's own coroutine. Only for fields with nothing else in between: no field extensions or
+    permission classes, no schema exception handler that could apply.
+    """
+
+    __slots__ = ("call", "converted", "converter", "field", "info_as", "info_class", "pass_self", "source_as")
+
+    def __init__(self, operation: OperationExecutor, field: StrawberryField, fixed: dict[str, Any] | None) -> None:
+        strawberry_schema = operation.schema._strawberry_schema  # type: ignore[attr-defined]
+        resolver = field.base_resolver
+        assert resolver is not None
+        self.field, self.call = field, resolver.wrapped_func
+        self.info_class = strawberry_schema.config.info_class
+        self.converter = strawberry_schema.schema_converter
+        self.pass_self = resolver.self_parameter is not None
+        self.source_as = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p is not None]
+        self.info_as = resolver.info_parameter.name if resolver.info_parameter else None
+        self.converted = None  # literal arguments converted once, when no resolver could change them
+        if fixed is not None:
+            converted = self._convert(fixed, None)
+            if all(isinstance(v, _IMMUTABLE) for v in converted.values()):
+                self.converted = converted
+
+    @classmethod
+    def of(cls, operation: OperationExecutor, field: GraphQLField, fixed: dict[str, Any] | None) -> _DirectCall | None:
+        """The direct call for ``field``, or None when strawberry's wrapper must run."""
+        definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        strawberry_schema = getattr(operation.schema, "_strawberry_schema", None)
+        converter = getattr(strawberry_schema, "schema_converter", None)
+        handlers = getattr(converter, "_get_field_exception_handlers", None)
+        if not isinstance(definition, StrawberryField) or handlers is None or definition.extensions:
+            return None
+        resolver = definition.base_resolver
+        if resolver is None or not callable(resolver.wrapped_func) or handlers(definition):
+            return None
+        return cls(operation, definition, fixed)
+
+    def _convert(self, arguments: dict[str, Any], info: Any) -> dict[str, Any]:
+        return convert_arguments(
+            arguments, self.field.arguments, self.converter.scalar_registry, self.converter.config, info
+        )
+
+    def __call__(self, source: Any, raw_info: Any, **arguments: Any) -> Any:
+        info = self.info_class(_raw_info=raw_info, _field=self.field)
+        kwargs = dict(self.converted) if self.converted is not None else self._convert(arguments, info)
+        for name in self.source_as:
+            kwargs[name] = source
+        if self.info_as is not None:
+            kwargs[self.info_as] = info
+        return self.call(source, **kwargs) if self.pass_self else self.call(**kwargs)
 
 
 def _is_basic(field: GraphQLField) -> bool:

@@ -36,6 +36,19 @@ async def test_default_media_type_and_json_on_request(hub_url: str) -> None:
     assert plain.json() == {"data": {"indicator": {"code": "RETAIL"}}}
 
 
+async def test_a_request_id_is_the_callers_when_plain_and_fresh_otherwise(hub_url: str) -> None:
+    # The caller's id ties its logs to the hub's (and to audit entries); header text that is not a
+    # short plain token is replaced, never echoed or stored.
+    kept = await post(hub_url, {"query": QUERY}, **{"x-request-id": "batch-7.retry:2"})
+    assert kept.headers["x-request-id"] == "batch-7.retry:2"
+    ids = set()
+    for supplied in ("x" * 65, "two words", "line\tbreak", ""):
+        replaced = await post(hub_url, {"query": QUERY}, **{"x-request-id": supplied})
+        assert replaced.status_code == 200
+        ids.add(replaced.headers["x-request-id"])
+    assert len(ids) == 4 and all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+
+
 async def test_unsupported_accept_is_406_and_non_json_body_415(hub_url: str) -> None:
     assert (await post(hub_url, {"query": QUERY}, accept="text/csv")).status_code == 406
     refused = await post(hub_url, content=QUERY.encode(), **{"content-type": "text/plain"})

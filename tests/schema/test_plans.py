@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import random
 from datetime import date
+from enum import Enum
 from types import SimpleNamespace
 from typing import Any, NewType
 
@@ -20,6 +21,7 @@ import pytest
 import strawberry
 from graphql import ExecutionResult, GraphQLObjectType, get_named_type, graphql, is_leaf_type, parse
 from graphql import Executor as OperationExecutor
+from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 
@@ -30,7 +32,7 @@ from schema.build import schema
 from schema.context import Context
 from schema.execution import Executor, format_error
 from schema.limits import Limits
-from schema.plan import Fallback, compile_plan
+from schema.plan import Fallback, _DirectCall, compile_plan
 
 POINT = 'observation(indicator: "RETAIL", unit: "79", period: "2026-M03")'
 
@@ -232,10 +234,15 @@ class Named:
     name: str
 
 
+def _loud(root: Thing) -> str:  # a resolver given its parent as ``root``
+    return root.name.upper()
+
+
 @strawberry.type
 class Thing(Named):
     note: str | None
     sizes: list[int] | None
+    loud: str = strawberry.field(resolver=_loud)
 
     @strawberry.field
     async def parts(self, fail: bool = False) -> list[Thing]:
@@ -245,6 +252,25 @@ class Thing(Named):
 
 
 Odd = NewType("Odd", int)
+
+
+@strawberry.enum
+class Size(Enum):
+    SMALL = "s"
+    LARGE = "l"
+
+
+@strawberry.input
+class Window:
+    first_year: int
+    last_year: int = 2030
+
+
+class Allowed(BasePermission):
+    message = "never refused"
+
+    def has_permission(self, source: Any, info: strawberry.Info, **kwargs: Any) -> bool:
+        return True
 
 
 @strawberry.type
@@ -288,6 +314,20 @@ class ToyQuery:
     def named(self, impostor: bool = False) -> list[Named]:
         first: Any = SimpleNamespace(name="not a thing") if impostor else Thing(name="t", note="n", sizes=[1])
         return [first, Thing(name="u", note=None, sizes=None)]
+
+    @strawberry.field
+    def echo(self, info: strawberry.Info, size: Size, window: Window | None = None, page_size: int = 10) -> str:
+        span = f"{window.first_year}-{window.last_year}" if window else "-"
+        return f"{size.value}/{span}/{page_size}/{info.path.key}/{info.context['who']}"
+
+    @strawberry.field
+    def stretch(self, window: Window) -> int:
+        window.last_year += 1  # alters its converted argument
+        return window.last_year
+
+    @strawberry.field(permission_classes=[Allowed])
+    def guarded(self) -> str:
+        return "let in"
 
     @strawberry.field
     def impostor(self) -> Thing | None:
@@ -341,6 +381,55 @@ async def test_a_run_cannot_alter_the_next_runs_arguments() -> None:
     assert plan is not None
     for _ in range(2):
         assert (await plan.run(OperationExecutor.build(TOY._schema, document))).data == {"take": "v"}
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "field", "direct", "answer"),
+    [
+        ("{ echo(size: LARGE) }", None, "echo", True, "l/-/10/echo/ana"),
+        (
+            "{ e: echo(size: SMALL, window: {firstYear: 2020}, pageSize: 5) }",
+            None,
+            "echo",
+            True,
+            "s/2020-2030/5/e/ana",
+        ),
+        (
+            "query ($w: Window, $n: Int!) { echo(size: SMALL, window: $w, pageSize: $n) }",
+            {"w": {"firstYear": 2001, "lastYear": 2002}, "n": 3},
+            "echo",
+            True,
+            "s/2001-2002/3/echo/ana",
+        ),
+        ("{ stretch(window: {firstYear: 1}) }", None, "stretch", True, 2031),
+        ("{ guarded }", None, "guarded", False, "let in"),  # a permission class: strawberry's wrapper runs it
+    ],
+)
+async def test_resolvers_called_directly_get_strawberrys_arguments(
+    query: str, variables: dict | None, field: str, direct: bool, answer: Any
+) -> None:
+    # Strawberry's wrapper is skipped only where nothing sits in it: the resolver still gets its
+    # enums, input objects, Python argument names, Info and context, literal or variable, as before.
+    document = parse(query)
+    for _ in range(2):  # a second run: arguments converted once are not altered by the first
+        operation = OperationExecutor.build(TOY._schema, document, None, {"who": "ana"}, variables)
+        assert not isinstance(operation, list)
+        plan = compile_plan(operation)
+        assert plan is not None
+        result = await plan.run(operation)
+        assert result == await graphql(TOY._schema, query, context_value={"who": "ana"}, variable_values=variables)
+        assert next(iter(result.data.values())) == answer
+    assert (_DirectCall.of(operation, TOY._schema.query_type.fields[field], None) is not None) == direct
+
+
+async def test_a_resolver_given_its_parent_as_root() -> None:
+    query = '{ thing(name: "ab") { loud parts { loud } } }'
+    operation = OperationExecutor.build(TOY._schema, parse(query))
+    plan = compile_plan(operation)
+    assert plan is not None
+    result = await plan.run(operation)
+    assert result.data == {"thing": {"loud": "AB", "parts": [{"loud": "AB.0"}, {"loud": "AB.1"}]}}
+    assert result == await graphql(TOY._schema, query)
 
 
 @pytest.mark.parametrize("plans", [True, False])
