@@ -67,16 +67,17 @@ class GraphQLEndpoint:
     async def handle(self, request: Request) -> Response:
         if request.method == "GET" and self.graphiql and _wants_html(request):
             return self.graphiql(request)
-        media_type = _negotiate(request.headers.get("accept", ""))
+        headers = _read_headers(request)
+        media_type = _negotiate(headers.get(b"accept", ""))
         if media_type is None:
             return Response(
                 "Not Acceptable: ask for application/graphql-response+json or application/json",
                 406,
                 media_type="text/plain",
             )
-        request_id = _request_id(request.headers.get("x-request-id"))
+        request_id = _request_id(headers.get(b"x-request-id"))
         if request.method == "POST":
-            params = await self._post_params(request)
+            params = await self._post_params(request, headers)
         else:
             params = _get_params(request)
         if isinstance(params, Response):
@@ -123,7 +124,8 @@ class GraphQLEndpoint:
         media_type: str,
         request_id: str,
     ) -> Response:
-        pool = request.state.hub.pool
+        hub = request.state.hub
+        pool = hub.pool
         # Authorization first: the caller's scope is fixed before any data is fetched.
         scope = await resolve_scope(pool, principal.grants)
         today = date.today()
@@ -131,7 +133,7 @@ class GraphQLEndpoint:
             db=pool,
             principal=principal,
             scope=scope,
-            loaders=Loaders(pool, scope, today, request.state.hub.sources),
+            loaders=Loaders(pool, scope, today, hub.sources),
             max_page_size=self.max_page_size,
             today=today,
             request_id=request_id,
@@ -163,11 +165,13 @@ class GraphQLEndpoint:
             status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
         return _Answer(orjson.dumps(body), status, media_type, request_id)
 
-    async def _post_params(self, request: Request) -> tuple[str, Any, Any] | GraphQLError | Response:
-        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    async def _post_params(
+        self, request: Request, headers: dict[bytes, str]
+    ) -> tuple[str, Any, Any] | GraphQLError | Response:
+        content_type = headers.get(b"content-type", "").split(";")[0].strip().lower()
         if content_type != JSON:
             return Response("POST bodies must be application/json", 415, media_type="text/plain")
-        declared = request.headers.get("content-length")
+        declared = headers.get(b"content-length")
         if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
             return _too_large(self.max_body_bytes)
         body = bytearray()
@@ -205,6 +209,19 @@ class _Answer(Response):
 
 
 _CONTENT_TYPES = {kind: f"{kind}; charset=utf-8".encode() for kind in (GRAPHQL_RESPONSE, JSON)}
+
+
+_READ_HEADERS = frozenset((b"accept", b"content-type", b"content-length", b"x-request-id"))
+
+
+def _read_headers(request: Request) -> dict[bytes, str]:
+    """The headers the endpoint reads, in one pass over the request's (the first of a repeated one,
+    as Starlette's Headers.get gives); each Headers.get is a pass of its own."""
+    found: dict[bytes, str] = {}
+    for name, value in request.scope["headers"]:
+        if name in _READ_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
 
 
 def _request_id(supplied: str | None) -> str:

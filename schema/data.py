@@ -51,18 +51,10 @@ class Observation(Node):
     disaggregation: str = strawberry.field(description="Non-total cells, e.g. 'SEX=F|URBANISATION=U'; '' is the total.")
     value: DecimalValue  # type: ignore[valid-type]
     status: ObservationStatus
-    provenance: Provenance
     _row: strawberry.Private[observation_rows.Observation]
 
     @classmethod
     def of(cls, o: observation_rows.Observation) -> Observation:
-        provenance = (
-            Provenance(kind=ProvenanceKind.SUBMISSION, submission_id=strawberry.ID(str(o.submission_id)))
-            if o.submission_id is not None
-            else Provenance(
-                kind=ProvenanceKind.SOURCE, source=o.source, stale=o.stale_age is not None, age_seconds=o.stale_age
-            )
-        )
         # A source's value has no revision: its id is its key (node() asks the source again).
         key = o.revision_id if o.revision_id is not None else f"{o.indicator_code}:{o.unit_id}:{o.period}:{o.dims}"
         return cls(
@@ -70,9 +62,18 @@ class Observation(Node):
             period=o.period,
             disaggregation=o.dims,
             value=o.value,
-            status=ObservationStatus(o.status),
-            provenance=provenance,
+            status=ObservationStatus[o.status],  # by name (the same as the value): a dict lookup
             _row=o,
+        )
+
+    @strawberry.field
+    def provenance(self) -> Provenance:
+        # Made when asked for: most queries of values do not ask where each came from.
+        o = self._row
+        if o.submission_id is not None:
+            return Provenance(kind=ProvenanceKind.SUBMISSION, submission_id=strawberry.ID(str(o.submission_id)))
+        return Provenance(
+            kind=ProvenanceKind.SOURCE, source=o.source, stale=o.stale_age is not None, age_seconds=o.stale_age
         )
 
     @strawberry.field

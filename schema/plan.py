@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import Enum
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from graphql import (
@@ -318,16 +319,16 @@ def _field_step(
         raise NotPlannable  # __schema and __type: introspection stays with graphql-core
     complete = _completer(operation, field.type, details, _Owner(field, parent))
     if _is_basic(field):
-        read = field.resolve
+        read = _reader(field)
         if is_leaf_type(get_named_type(field.type)):
 
             def plain_leaf(source: Any, path: Path, run: _Run, out: dict[str, Any]) -> None:
-                out[key] = complete(read(source, None), path, run)  # type: ignore[misc]
+                out[key] = complete(read(source), path, run)
 
             return plain_leaf
 
         def plain(source: Any, path: Path, run: _Run, out: dict[str, Any]) -> None:
-            out[key] = complete(read(source, None), Path(path, key, type_name), run)  # type: ignore[misc]
+            out[key] = complete(read(source), Path(path, key, type_name), run)
 
         return plain
     if field.resolve is None:
@@ -418,6 +419,18 @@ class _DirectCall:
         if self.info_as is not None:
             kwargs[self.info_as] = info
         return self.call(source, **kwargs) if self.pass_self else self.call(**kwargs)
+
+
+def _reader(field: GraphQLField) -> Callable[[Any], Any]:
+    """How a plain field's value is read off its parent. Strawberry's own reader makes two calls to
+    reach its default resolver (``getattr`` by the Python name, unless the schema's config says
+    otherwise); when it is ``getattr``, an ``attrgetter`` reads the same attribute in one."""
+    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if isinstance(definition, StrawberryField) and definition.default_resolver is getattr and definition.python_name:
+        return attrgetter(definition.python_name)
+    resolve = field.resolve
+    assert resolve is not None
+    return lambda source: resolve(source, None)  # type: ignore[arg-type]
 
 
 def _is_basic(field: GraphQLField) -> bool:

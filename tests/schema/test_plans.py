@@ -432,6 +432,32 @@ async def test_a_resolver_given_its_parent_as_root() -> None:
     assert result == await graphql(TOY._schema, query)
 
 
+@strawberry.type
+class Row:
+    label: str
+
+
+@strawberry.type
+class RowQuery:
+    @strawberry.field
+    def row(self) -> Row:
+        return {"label": "read by the schema's own default resolver"}  # type: ignore[return-value]
+
+
+ROWS = strawberry.Schema(RowQuery, config=StrawberryConfig(default_resolver=lambda source, name: source[name]))
+
+
+async def test_plain_fields_are_read_by_the_schemas_own_default_resolver() -> None:
+    # The hub's schema reads attributes (getattr); a schema whose config says otherwise is obeyed.
+    query = "{ row { label } }"
+    operation = OperationExecutor.build(ROWS._schema, parse(query))
+    plan = compile_plan(operation)
+    assert plan is not None
+    result = await plan.run(operation)
+    assert result.data == {"row": {"label": "read by the schema's own default resolver"}}
+    assert result == await graphql(ROWS._schema, query)
+
+
 @pytest.mark.parametrize("plans", [True, False])
 async def test_plans_can_be_turned_off(run, monkeypatch, plans: bool) -> None:
     # HUB_COMPILED_PLANS=false: every query through graphql-core, which the comparisons above rely on.
