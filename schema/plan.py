@@ -9,8 +9,10 @@ A query qualifies when its only directives are ``@skip`` and ``@include``. Its p
 its first run, one plan per value of the variables those directives read (the selection differs),
 and each later run:
 
-- calls each resolver exactly as graphql-core would: the same resolve function, resolve info
-  (path included), and coerced arguments (literals coerced once, variables per run);
+- calls each resolver with what graphql-core would give it: the same resolve info (path included)
+  and coerced arguments (literals coerced once, variables per run); a strawberry resolver with
+  nothing wrapped around it (no permission classes, extensions or exception handlers) is called
+  directly, its arguments converted to Python values as strawberry converts them (literals once);
 - reads strawberry's plain fields (no resolver of their own) straight off their parent;
 - completes leaves with the types' own ``coerce_output_value``, and an interface's or a union's
   values by the runtime type its ``resolve_type`` names, with the selection compiled for that type;
