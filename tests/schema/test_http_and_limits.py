@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
+import time
 
 import asyncpg
 import httpx
@@ -14,7 +16,7 @@ from resolvers.loaders import Loaders
 from resolvers.scope import resolve_scope
 from schema.build import print_schema
 from schema.context import Context
-from schema.execution import Executor
+from schema.execution import Executor, _TimeLimit
 from schema.limits import Limits
 from tests.conftest import ROOT
 
@@ -120,11 +122,11 @@ async def _log_queries(conn: asyncpg.Connection, sink: list[str]) -> None:
     conn.add_query_logger(lambda record: sink.append(record.query))
 
 
-def make_executor(*, plans: bool = True) -> Executor:
+def make_executor(*, plans: bool = True, timeout: float = 10) -> Executor:
     return Executor(
         Limits(SETTINGS.max_depth, SETTINGS.max_aliases, SETTINGS.max_directives, SETTINGS.max_string_length),
         max_tokens=SETTINGS.max_tokens,
-        timeout=10,
+        timeout=timeout,
         suggestions=False,
         plans=plans,
     )
@@ -224,6 +226,57 @@ async def test_a_query_leaves_nothing_for_the_cyclic_collector(database_url: str
     finally:
         await pool.close()
     assert left == []
+
+
+@pytest.mark.parametrize("plans", [True, False], ids=["compiled plan", "graphql-core"])
+async def test_a_query_past_the_time_limit_is_stopped_and_answered(database_url: str, plans: bool) -> None:
+    # Another session holds the values' table: the lookup waits in PostgreSQL until the limit ends it.
+    point = '{ observation(indicator: "RETAIL", unit: "79", period: "2026-M03") { value } }'
+    executor = make_executor(plans=plans, timeout=0.4)
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    holder = await asyncpg.connect(database_url)
+    try:
+        held = holder.transaction()
+        await held.start()
+        await holder.execute("LOCK TABLE observation_current IN ACCESS EXCLUSIVE MODE")
+        started = time.monotonic()
+        stopped = await execute(pool, point, executor=executor)
+        elapsed = time.monotonic() - started
+        await held.rollback()
+        after = await execute(pool, point, executor=executor)  # the pool's one connection serves again
+    finally:
+        await holder.close()
+        await pool.close()
+    assert stopped.data is None and stopped.errors is not None
+    assert (stopped.errors[0].extensions or {}).get("code") == "QUERY_TOO_COMPLEX"
+    assert stopped.errors[0].message == "the query ran longer than the 0.4 s limit"
+    assert 0.4 <= elapsed < 2.0
+    assert after.errors is None and after.data["observation"]["value"] is not None
+
+
+async def test_the_time_limit_leaves_other_cancellations_and_quick_runs_alone() -> None:
+    limit = _TimeLimit(0.2)
+    with limit:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # its timer is gone: nothing cancels the task later
+    assert not limit.expired
+
+    async def cancelled_from_outside() -> None:
+        with _TimeLimit(5):
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(cancelled_from_outside())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):  # not turned into the limit's TimeoutError
+        await task
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        with _TimeLimit(0.1):
+            await asyncio.sleep(5)
+    assert 0.1 <= time.monotonic() - started < 1.0
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
 
 
 async def test_introspection_is_off_by_default(database_url: str) -> None:
