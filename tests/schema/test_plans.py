@@ -410,26 +410,31 @@ async def test_resolvers_called_directly_get_strawberrys_arguments(
 ) -> None:
     # Strawberry's wrapper is skipped only where nothing sits in it: the resolver still gets its
     # enums, input objects, Python argument names, Info and context, literal or variable, as before.
-    document = parse(query)
+    plan = None
     for _ in range(2):  # a second run: arguments converted once are not altered by the first
-        operation = OperationExecutor.build(TOY._schema, document, None, {"who": "ana"}, variables)
-        assert not isinstance(operation, list)
-        plan = compile_plan(operation)
-        assert plan is not None
-        result = await plan.run(operation)
-        assert result == await graphql(TOY._schema, query, context_value={"who": "ana"}, variable_values=variables)
+        result, plan = await planned(TOY, query, {"who": "ana"}, variables, plan)
         assert next(iter(result.data.values())) == answer
+    operation = OperationExecutor.build(TOY._schema, parse(query), None, None, variables)
+    assert not isinstance(operation, list)
     assert (_DirectCall.of(operation, TOY._schema.query_type.fields[field], None) is not None) == direct
 
 
-async def test_a_resolver_given_its_parent_as_root() -> None:
-    query = '{ thing(name: "ab") { loud parts { loud } } }'
-    operation = OperationExecutor.build(TOY._schema, parse(query))
-    plan = compile_plan(operation)
+async def planned(
+    toy: strawberry.Schema, query: str, context: Any = None, variables: dict | None = None, plan: Any = None
+) -> tuple[ExecutionResult, Any]:
+    """The compiled plan's answer (checked equal to graphql-core's) and the plan, compiled unless given."""
+    operation = OperationExecutor.build(toy._schema, parse(query), None, context, variables)
+    assert not isinstance(operation, list)
+    plan = plan or compile_plan(operation)
     assert plan is not None
     result = await plan.run(operation)
+    assert result == await graphql(toy._schema, query, context_value=context, variable_values=variables)
+    return result, plan
+
+
+async def test_a_resolver_given_its_parent_as_root() -> None:
+    result, _ = await planned(TOY, '{ thing(name: "ab") { loud parts { loud } } }')
     assert result.data == {"thing": {"loud": "AB", "parts": [{"loud": "AB.0"}, {"loud": "AB.1"}]}}
-    assert result == await graphql(TOY._schema, query)
 
 
 @strawberry.type
@@ -449,13 +454,8 @@ ROWS = strawberry.Schema(RowQuery, config=StrawberryConfig(default_resolver=lamb
 
 async def test_plain_fields_are_read_by_the_schemas_own_default_resolver() -> None:
     # The hub's schema reads attributes (getattr); a schema whose config says otherwise is obeyed.
-    query = "{ row { label } }"
-    operation = OperationExecutor.build(ROWS._schema, parse(query))
-    plan = compile_plan(operation)
-    assert plan is not None
-    result = await plan.run(operation)
+    result, _ = await planned(ROWS, "{ row { label } }")
     assert result.data == {"row": {"label": "read by the schema's own default resolver"}}
-    assert result == await graphql(ROWS._schema, query)
 
 
 @pytest.mark.parametrize("plans", [True, False])
