@@ -193,8 +193,9 @@ class _TimeLimit:
     """Cancel the running task after ``seconds`` and turn that cancellation into TimeoutError.
 
     What ``asyncio.timeout`` does for a fixed deadline (a timer that cancels the task; on the way
-    out, TimeoutError when that cancellation, and no other, ended the body), at a third of its cost
-    per request: no rescheduling, and plain ``with`` rather than two coroutines.
+    out, TimeoutError when that cancellation, and no other, ended the body), at two thirds of its cost
+    per request (3.2 against 4.7 µs, measured): no rescheduling, and plain ``with`` rather than two
+    coroutines.
     """
 
     __slots__ = ("expired", "seconds", "task", "timer")
