@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from enum import Enum
 from operator import attrgetter
@@ -43,12 +43,14 @@ from graphql import (
     ExecutionResult,
     FieldNode,
     GraphQLAbstractType,
+    GraphQLEnumType,
     GraphQLError,
     GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLScalarType,
     Node,
     OperationType,
     Undefined,
@@ -191,6 +193,8 @@ def _completer(
     operation: OperationExecutor, type_: GraphQLOutputType, details: FieldDetailsList, owner: _Owner
 ) -> Complete:
     """How a value of ``type_`` is completed."""
+    if isinstance(type_, GraphQLNonNull) and is_leaf_type(type_.of_type):
+        return _leaf_completer(type_.of_type, required=True)  # type: ignore[arg-type]
     if isinstance(type_, GraphQLNonNull):
         inner = _completer(operation, type_.of_type, details, owner)
 
@@ -224,20 +228,7 @@ def _completer(
 
         return complete_list
     if is_leaf_type(type_):
-        coerce = type_.coerce_output_value  # type: ignore[union-attr]
-
-        def complete_leaf(value: Any, path: Path, run: _Run) -> Any:
-            if value is None:
-                return None
-            if is_awaitable(value):
-                _close([value])
-                raise Fallback
-            coerced = coerce(value)
-            if coerced is None or coerced is Undefined:
-                raise Fallback
-            return coerced
-
-        return complete_leaf
+        return _leaf_completer(type_, required=False)  # type: ignore[arg-type]
     if isinstance(type_, GraphQLObjectType):
         collected = collect_subfields(
             operation.schema, operation.fragments, operation.variable_values, operation.operation, type_, details
@@ -245,6 +236,51 @@ def _completer(
         return _object_completer(operation, type_, collected.grouped_field_set, root=False)
     assert is_abstract_type(type_)
     return _abstract_completer(operation, type_, details, owner)  # type: ignore[arg-type]
+
+
+# Values that are never awaitable: their leaves skip graphql-core's awaitable test (an attribute lookup
+# that fails for each of them).
+_PLAIN_VALUES = frozenset((str, int, float, bool, Decimal, date, datetime))
+
+
+def _leaf_completer(type_: GraphQLScalarType | GraphQLEnumType, *, required: bool) -> Complete:
+    """A scalar's or an enum's values, coerced by the type; a null where the type is non-null, an
+    awaitable, or a value the type refuses is graphql-core's to report (Fallback)."""
+    coerce = _enum_names(type_) if isinstance(type_, GraphQLEnumType) else type_.coerce_output_value
+
+    def complete_leaf(value: Any, path: Path, run: _Run) -> Any:
+        if value is None:
+            if required:
+                raise Fallback
+            return None
+        if type(value) not in _PLAIN_VALUES and not isinstance(value, Enum) and is_awaitable(value):
+            _close([value])
+            raise Fallback
+        coerced = coerce(value)
+        if coerced is None or coerced is Undefined:
+            raise Fallback
+        return coerced
+
+    return complete_leaf
+
+
+def _enum_names(type_: GraphQLEnumType) -> Callable[[Any], Any]:
+    """An enum's name for a value. Strawberry's enum type finds a member's name by comparing it with
+    every value in turn; the names of the Python enum's members are looked up once here, and any
+    other value goes to the type's own coercion."""
+    coerce = type_.coerce_output_value
+    members = getattr(type_, "wrapped_cls", None)
+    if not (isinstance(members, type) and issubclass(members, Enum)):
+        return coerce
+    names = {m: name for name, v in type_.values.items() for m in members if m.value == v.value}
+
+    def name_of(value: Any) -> Any:
+        try:
+            return names[value]
+        except (KeyError, TypeError):  # not one of the members, or unhashable
+            return coerce(value)
+
+    return name_of
 
 
 def _abstract_completer(
