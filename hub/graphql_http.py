@@ -67,7 +67,7 @@ class GraphQLEndpoint:
     async def handle(self, request: Request) -> Response:
         if request.method == "GET" and self.graphiql and _wants_html(request):
             return self.graphiql(request)
-        headers = _read_headers(request)
+        headers = read_headers(request, _READ_HEADERS)
         media_type = _negotiate(headers.get(b"accept", ""))
         if media_type is None:
             return Response(
@@ -214,12 +214,12 @@ _CONTENT_TYPES = {kind: f"{kind}; charset=utf-8".encode() for kind in (GRAPHQL_R
 _READ_HEADERS = frozenset((b"accept", b"content-type", b"content-length", b"x-request-id"))
 
 
-def _read_headers(request: Request) -> dict[bytes, str]:
-    """The headers the endpoint reads, in one pass over the request's (the first of a repeated one,
-    as Starlette's Headers.get gives); each Headers.get is a pass of its own."""
+def read_headers(request: Request, names: frozenset[bytes]) -> dict[bytes, str]:
+    """The request's headers of these (lower-case) names, in one pass over them (the first of a
+    repeated one, as Starlette's Headers.get gives); each Headers.get is a pass of its own."""
     found: dict[bytes, str] = {}
     for name, value in request.scope["headers"]:
-        if name in _READ_HEADERS and name not in found:
+        if name in names and name not in found:
             found[name] = value.decode("latin-1")
     return found
 

@@ -320,7 +320,7 @@ def _abstract_completer(
 def _object_completer(
     operation: OperationExecutor, type_: GraphQLObjectType, grouped: dict[str, FieldDetailsList], *, root: bool
 ) -> Complete:
-    definition = (type_.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    definition = _definition(type_)
     if definition is None or definition.is_type_of is not None:
         raise NotPlannable  # not a strawberry type, or its own is_type_of, which may want the resolve info
     is_type_of = None if root else type_.is_type_of  # strawberry's isinstance check for types with interfaces
@@ -380,7 +380,8 @@ def _field_step(
     direct = _DirectCall.of(operation, field, fixed)
     if direct is not None:
         resolve = direct  # type: ignore[assignment]
-        fixed = fixed if direct.converted is None else {}
+        if direct.converted is not None:
+            fixed = {}  # the direct call holds the literals, already converted: it is given none
 
     answers_errors = root and not isinstance(field.type, GraphQLNonNull)
 
@@ -433,7 +434,7 @@ class _DirectCall:
     @classmethod
     def of(cls, operation: OperationExecutor, field: GraphQLField, fixed: dict[str, Any] | None) -> _DirectCall | None:
         """The direct call for ``field``, or None when strawberry's wrapper must run."""
-        definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+        definition = _definition(field)
         strawberry_schema = getattr(operation.schema, "_strawberry_schema", None)
         converter = getattr(strawberry_schema, "schema_converter", None)
         handlers = getattr(converter, "_get_field_exception_handlers", None)
@@ -463,12 +464,17 @@ def _reader(field: GraphQLField) -> Callable[[Any], Any]:
     """How a plain field's value is read off its parent. Strawberry's own reader makes two calls to
     reach its default resolver (``getattr`` by the Python name, unless the schema's config says
     otherwise); when it is ``getattr``, an ``attrgetter`` reads the same attribute in one."""
-    definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    definition = _definition(field)
     if isinstance(definition, StrawberryField) and definition.default_resolver is getattr and definition.python_name:
         return attrgetter(definition.python_name)
     resolve = field.resolve
     assert resolve is not None
     return lambda source: resolve(source, None)  # type: ignore[arg-type]
+
+
+def _definition(element: GraphQLField | GraphQLObjectType) -> Any:
+    """The strawberry definition a schema element was built from (None if strawberry did not build it)."""
+    return (element.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
 
 
 def _is_basic(field: GraphQLField) -> bool:
