@@ -30,6 +30,7 @@ from hub.settings import Settings
 from hub.sources import open_registry
 from hub.ws import Connections, GraphQLWebSocket
 from resolvers.events import EventHub
+from resolvers.federated_indicators import FederatedIndicators
 from resolvers.sources.registry import SourceRegistry
 from schema.execution import Executor
 from schema.limits import Limits
@@ -51,6 +52,7 @@ class HubState:
     events: EventHub
     connections: Connections
     sources: SourceRegistry | None = None  # federated sources (hub/sources.py)
+    federated: FederatedIndicators | None = None  # which indicators those sources serve
 
 
 def create_app(
@@ -89,7 +91,8 @@ def create_app(
             ),
         )
         # One dedicated LISTEN connection per process (request connections never LISTEN).
-        events = EventHub(lambda: asyncpg.connect(database_url))
+        federated = FederatedIndicators(pool)
+        events = EventHub(lambda: asyncpg.connect(database_url), federated=federated)
         connections = Connections(
             pool,
             per_client=settings.ws_max_connections_per_client,
@@ -102,7 +105,7 @@ def create_app(
         if after_start is not None:
             after_start()
         try:
-            yield {"hub": HubState(settings, pool, authenticator, oauth, events, connections, sources)}
+            yield {"hub": HubState(settings, pool, authenticator, oauth, events, connections, sources, federated)}
         finally:
             await connections.stop()
             await events.stop()

@@ -133,7 +133,7 @@ class GraphQLEndpoint:
             db=pool,
             principal=principal,
             scope=scope,
-            loaders=Loaders(pool, scope, today, hub.sources),
+            loaders=Loaders(pool, scope, today, hub.sources, hub.federated),
             max_page_size=self.max_page_size,
             today=today,
             request_id=request_id,

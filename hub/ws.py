@@ -263,7 +263,7 @@ class _Session:
             db=self.state.pool,
             principal=principal,
             scope=scope,
-            loaders=Loaders(self.state.pool, scope, today, self.state.sources),
+            loaders=Loaders(self.state.pool, scope, today, self.state.sources, self.state.federated),
             max_page_size=self.endpoint.max_page_size,
             today=today,
             request_id=self.key,
@@ -310,7 +310,9 @@ class _Session:
         context = replace(
             self.context,
             side_errors=[],
-            loaders=Loaders(self.state.pool, self.context.scope, self.context.today, self.state.sources),
+            loaders=Loaders(
+                self.state.pool, self.context.scope, self.context.today, self.state.sources, self.state.federated
+            ),
         )
         if prepared.operation is OperationType.SUBSCRIPTION:
             key = sharing_key(query, operation_name, variables, context)

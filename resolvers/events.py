@@ -7,6 +7,9 @@ each subscriber's queue. A subscriber whose queue is full is cut off with a reas
 grows without bound. Because NOTIFY crosses processes, an event committed through one hub process
 reaches subscribers on every other.
 
+The same connection hears the catalogue's changes (``hub_catalogue``) for the process's map of
+federated indicators (resolvers.federated_indicators), and tells it when it could not hear them.
+
 Each notification is one ``Event`` object shared by all its subscribers, so that subscribers asking
 the same read of it (a thousand dashboards with one query) share one statement (``Event.read_once``).
 """
@@ -24,6 +27,7 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
+from resolvers.federated_indicators import CATALOGUE_CHANNEL, FederatedIndicators
 from resolvers.submissions import EVENT_CHANNEL
 
 log = logging.getLogger("hub.events")
@@ -90,8 +94,15 @@ class Subscriber:
 
 
 class EventHub:
-    def __init__(self, connect: Callable[[], Any], *, max_backoff: float = 5.0) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Any],
+        *,
+        max_backoff: float = 5.0,
+        federated: FederatedIndicators | None = None,
+    ) -> None:
         self._connect = connect
+        self._federated = federated
         self._max_backoff = max_backoff
         self._subscribers: set[Subscriber] = set()
         self._task: asyncio.Task[None] | None = None
@@ -147,6 +158,9 @@ class EventHub:
                 lost = asyncio.Event()
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(EVENT_CHANNEL, self._on_notify)
+                if (federated := self._federated) is not None:
+                    await conn.add_listener(CATALOGUE_CHANNEL, lambda *_notification: federated.forget())
+                    federated.listening(True)
                 self._connected.set()
                 if not first:
                     # Events may have been missed while disconnected: subscribers re-read what they show.
@@ -165,6 +179,8 @@ class EventHub:
                 raise
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 log.warning("event listener lost its connection (%s); reconnecting in %.1f s", exc, backoff)
+            if self._federated is not None:
+                self._federated.listening(False)
             if conn is not None and not conn.is_closed():
                 conn.terminate()
             self._connected.clear()

@@ -9,6 +9,7 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from resolvers.agencies import fetch_agencies, fetch_agencies_by_unit
+from resolvers.federated_indicators import HUB, FederatedIndicators
 from resolvers.indicators import (
     fetch_fields,
     fetch_indicators,
@@ -76,10 +77,28 @@ class Loaders:
     items_by_regime = _PerRequest(list_items, "readable")
     observation_by_revision = _PerRequest(fetch_observations, "scope")
 
-    def __init__(self, db: Queryable, scope: Scope, today: date, sources: SourceRegistry | None = None) -> None:
+    def __init__(
+        self,
+        db: Queryable,
+        scope: Scope,
+        today: date,
+        sources: SourceRegistry | None = None,
+        federated: FederatedIndicators | None = None,
+    ) -> None:
         self.db = db
         self.scope = scope
         self.readable = scope.indicators
         self.today = today
         # One loader per federated source, created when the request first needs it.
         self.sources = SourceLoaders(sources, scope)
+        self._federated = federated
+
+    async def source_of(self, indicator: str) -> str:
+        """Who serves a readable indicator's values: ``hub``, or the name of a federated source.
+
+        From the process's map when there is one (hub.app), else from the catalogue in this request.
+        """
+        if self._federated is not None:
+            return await self._federated.source_of(indicator)
+        row = await self.indicator_by_code.load(indicator)
+        return row.source if row is not None else HUB

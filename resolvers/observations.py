@@ -153,8 +153,7 @@ async def list_observations(
 # (FORBIDDEN) from a key with no value (null); the value itself is only joined when covered.
 _SELECT_ONE = """
 SELECT u.id AS unit_id, ($5::int[] IS NULL OR u.id = ANY($5::int[])) AS covered, c.revision_id, c.value,
-       c.status, c.submission_id, c.source, u.code, u.level, u.valid_from, u.valid_to,
-       (SELECT i.source FROM indicator i WHERE i.code = $1) AS indicator_source
+       c.status, c.submission_id, c.source, u.code, u.level, u.valid_from, u.valid_to
 FROM admin_unit u
 LEFT JOIN observation_current c
        ON c.indicator_code = $1 AND c.unit_id = u.id AND c.period = $3 AND c.dims = $4
@@ -181,28 +180,36 @@ class UnitKey:
 
 @dataclass(frozen=True, slots=True)
 class PointLookup:
-    """The outcome of one key's lookup: the unit may be unknown, out of scope, or have no value."""
+    """The outcome of one key's lookup: the unit may be unknown, out of scope, or have no value.
+
+    For an indicator a federated source serves, the stored value does not count: the unit is given
+    for the source to be asked about.
+    """
 
     unit_found: bool
     covered: bool
     observation: Observation | None
-    indicator_source: str = "hub"  # another name: the stored value does not count, the source answers
-    unit: UnitKey | None = None
+    unit: UnitKey | None = None  # when asked for, for a federated indicator
 
 
 async def fetch_observation(
-    db: Queryable, scope: Scope, indicator: str, unit_code: str, period: str, dims: str, on: date
+    db: Queryable,
+    scope: Scope,
+    indicator: str,
+    unit_code: str,
+    period: str,
+    dims: str,
+    on: date,
+    *,
+    federated: bool,
 ) -> PointLookup:
     """One current value by key, in one statement; the caller has checked the indicator grant."""
     row = await db.fetchrow(_SELECT_ONE, indicator, unit_code, period, dims, scope.unit_ids, on)
     if row is None:
         return PointLookup(False, False, None)
-    source = row["indicator_source"] or "hub"
-    if source != "hub":
-        unit = UnitKey(row["unit_id"], row["code"], row["level"], row["valid_from"], row["valid_to"])
-        return PointLookup(True, row["covered"], None, source, unit)
+    unit = UnitKey(row["unit_id"], row["code"], row["level"], row["valid_from"], row["valid_to"]) if federated else None
     if row["revision_id"] is None:
-        return PointLookup(True, row["covered"], None)
+        return PointLookup(True, row["covered"], None, unit)
     observation = Observation(
         row["revision_id"],
         indicator,
@@ -214,7 +221,7 @@ async def fetch_observation(
         row["submission_id"],
         row["source"],
     )
-    return PointLookup(True, True, observation)
+    return PointLookup(True, True, observation, unit)
 
 
 async def fetch_observations(db: Queryable, revision_ids: Sequence[int], scope: Scope) -> list[Observation | None]:

@@ -9,6 +9,7 @@ import strawberry
 
 from resolvers import agencies, aggregates, indicators, observations, regimes, tables, units
 from resolvers.errors import BadUserInput, Forbidden, NotFound
+from resolvers.federated_indicators import HUB
 from resolvers.observations import UnitKey
 from resolvers.periods import Period as PeriodValue
 from resolvers.periods import period_range
@@ -223,6 +224,7 @@ class Query(ReportQueries):
     ) -> Observation | None:
         if not info.context.scope.may_read(indicator):
             await indicator_or_raise(info, indicator)  # raises FORBIDDEN or NOT_FOUND
+        federated = await info.context.loaders.source_of(indicator) != HUB
         found = await observations.fetch_observation(
             info.context.db,
             info.context.scope,
@@ -231,18 +233,20 @@ class Query(ReportQueries):
             period,
             disaggregation,
             unit_valid_on or info.context.today,
+            federated=federated,
         )
         if not found.unit_found:
             raise NotFound(f"there is no unit {unit} in force on that date")
         if not found.covered:
             raise Forbidden(f"you may not read values for unit {unit}")
-        if found.indicator_source != "hub" and found.unit is not None:
+        if found.unit is not None:
+            # The catalogue row decides: the process's map may lag a change by its notification.
             row = await info.context.loaders.indicator_by_code.load(indicator)
-            assert row is not None  # readable, checked above
-            value = await source_reads.one_observation(
-                info.context.loaders.sources, row, found.unit, period, disaggregation
-            )
-            return Observation.of(value) if value else None
+            if row is not None and row.source != HUB:
+                value = await source_reads.one_observation(
+                    info.context.loaders.sources, row, found.unit, period, disaggregation
+                )
+                return Observation.of(value) if value else None
         return Observation.of(found.observation) if found.observation else None
 
     @strawberry.field(
