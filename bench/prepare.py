@@ -37,9 +37,14 @@ def _nrhub(tree: Path, *command: str) -> list[str]:
 
 
 def observations(data_dir: Path, tree: Path) -> int | None:
-    """How many observations ``nrhub status`` counts in ``data_dir``; None when there is no database yet."""
+    """How many observations ``nrhub status`` counts in ``data_dir``; None when there is no database yet.
+
+    Migrations added since the data was loaded are applied first (the hub would apply them when it
+    starts anyway): ``nrhub status`` counts nothing while any is pending.
+    """
     if not (data_dir / "pg").is_dir():
         return None
+    subprocess.run(_nrhub(tree, "migrate"), cwd=tree, env=_environment(data_dir), check=True, timeout=600)
     status = subprocess.run(
         _nrhub(tree, "status"), cwd=tree, env=_environment(data_dir), capture_output=True, text=True, timeout=600
     )
