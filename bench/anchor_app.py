@@ -1,9 +1,10 @@
 """The minimal Starlette anchor: the benchmarked queries' rows as JSON over HTTP, without GraphQL.
 
 Served by uvicorn in its own process, one worker, with the server settings ``nrhub serve`` uses
-(uvicorn's defaults: uvloop and httptools when installed, ``gc.freeze()`` once started), so that
-against the hub it differs only in what runs inside the request. ``POST /graphql`` is the minimal
-strawberry endpoint of the point lookup (bench/strawberry_anchor.py). Run by bench/read_api.py::
+(uvicorn's defaults: uvloop and httptools when installed; once started, the cyclic collector's
+settings, hub.collector.settle_collector), so that against the hub it differs only in what runs inside the
+request. ``POST /graphql`` is the minimal strawberry endpoint of the point lookup
+(bench/strawberry_anchor.py). Run by bench/read_api.py::
 
     python -m bench.anchor_app --dsn postgresql://... --port 8123 --indicators A,B,...
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 
 import uvicorn
@@ -24,6 +24,7 @@ from starlette.routing import Route
 from bench.pool import create_pool
 from bench.queries import build_queries
 from bench.strawberry_anchor import graphql_endpoint
+from hub.collector import settle_collector
 
 JSON = "application/json"
 
@@ -34,7 +35,7 @@ def create_app(dsn: str, indicators: list[str]) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         app.state.pool = await create_pool(dsn)
-        gc.freeze()  # as nrhub serve does once started (hub/cli.py)
+        settle_collector()  # as nrhub serve does once started
         try:
             yield
         finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import logging
 import socket
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 from hub.cli_audit import AuditFailure, add_audit_commands
 from hub.cli_auth import EXPECTED_AUTH_ERRORS, add_auth_commands
 from hub.cli_regimes import RegimeFileError, add_regime_commands
+from hub.collector import settle_collector
 from hub.database import DatabaseUnreachable, connect
 from hub.demo.load import DemoScaleMismatch
 from hub.embedded import EmbeddedStartError, database_url
@@ -151,7 +151,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             conn = await connect(url)
             await conn.close()
         config = uvicorn.Config(
-            create_app(settings, url, after_start=_settle_collector),
+            create_app(settings, url, after_start=settle_collector),
             log_level=settings.log_level,
             lifespan="on",
             timeout_graceful_shutdown=5,
@@ -165,30 +165,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         return int(_with_database(settings, run))
     finally:
         sock.close()
-
-
-# The cyclic collector's full passes scan the whole heap (with 1,000 WebSocket subscribers, 50 to 240
-# ms each) and CPython considers one after every 10 middle passes; the hub considers one after every
-# 100. The young thresholds stay CPython's: raising the first to 10,000 also removed the full passes
-# from the subscription benchmark, but the point lookup's p99 at one client then went to 3.6x its p50
-# (bench/read_api.py, target 2.5x) where the Starlette endpoint's stayed at 1.6x.
-_MIDDLE_PASSES_PER_FULL_PASS = 100
-
-
-def _settle_collector() -> None:
-    """Once started: keep start-up objects out of the collector, and make full passes rarer.
-
-    ``gc.freeze()`` moves what start-up allocated (schema, validation rules, pools) out of every
-    later pass: on the 60-indicator catalogue query, p99 65 ms before, 19 ms after. The objects an
-    event's fan-out holds for its ~40 ms outlive two young passes and reach the old generation, which
-    keeps growing and tripping full passes: with 1,000 subscribers, six passes of 47 to 242 ms per
-    run set the delivery p99 (260 to 286 ms). With full
-    passes considered ten times less often, none came during a run and p99 was 61 to 75 ms
-    (bench/subscriptions.py); over longer runs they still come, ten times less often.
-    """
-    gen0, gen1, _ = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(gen0, gen1, _MIDDLE_PASSES_PER_FULL_PASS)
 
 
 def _bind(host: str, port: int) -> socket.socket:
