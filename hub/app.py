@@ -147,7 +147,7 @@ def create_app(
         clock=server_clock,
     )
     routes = [  # /graphql first: the router tries the routes in order on every request
-        Route("/graphql", graphql.handle, methods=["GET", "POST"]),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", websocket.handle),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),

@@ -19,6 +19,7 @@ import orjson
 from graphql import GraphQLError, OperationType
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from auth.principal import Principal
 from auth.resource import Unauthorized
@@ -41,7 +42,7 @@ _request_ids = random.Random()
 
 
 class GraphQLEndpoint:
-    """The ``/graphql`` route. Collaborators come in through ``__init__``; nothing global."""
+    """The ``/graphql`` route, an ASGI app. Collaborators come in through ``__init__``; nothing global."""
 
     def __init__(
         self,
@@ -63,6 +64,16 @@ class GraphQLEndpoint:
         self.suggestions = suggestions
         self.graphiql = graphiql
         self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Routed as an ASGI app rather than a request/response function, which Starlette wraps per
+        # request in three more coroutines and a wrapper around each send (no exception handlers
+        # are registered for it to find).
+        try:
+            response = await self.handle(Request(scope, receive))
+        except ClientDisconnect:
+            return  # the caller left before its body was in: no one to answer, nothing to log
+        await response(scope, receive, send)
 
     async def handle(self, request: Request) -> Response:
         if request.method == "GET" and self.graphiql and _wants_html(request):

@@ -55,16 +55,21 @@ class Observation(Node):
 
     @classmethod
     def of(cls, o: observation_rows.Observation) -> Observation:
-        # A source's value has no revision: its id is its key (node() asks the source again).
-        key = o.revision_id if o.revision_id is not None else f"{o.indicator_code}:{o.unit_id}:{o.period}:{o.dims}"
         return cls(
-            id=global_id("Observation", key),
             period=o.period,
             disaggregation=o.dims,
             value=o.value,
             status=ObservationStatus[o.status],  # by name (the same as the value): a dict lookup
             _row=o,
         )
+
+    @strawberry.field
+    def id(self) -> strawberry.ID:
+        # Made when asked for, like provenance. A source's value has no revision: its id is its key
+        # (node() asks the source again).
+        o = self._row
+        key = o.revision_id if o.revision_id is not None else f"{o.indicator_code}:{o.unit_id}:{o.period}:{o.dims}"
+        return global_id("Observation", key)
 
     @strawberry.field
     def provenance(self) -> Provenance:

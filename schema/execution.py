@@ -34,7 +34,7 @@ from resolvers.errors import ERROR_CODES, HubError
 from schema.build import schema
 from schema.context import Context
 from schema.limits import Limits, make_limit_rules, string_problem
-from schema.plan import Fallback, Plan, Plans
+from schema.plan import Fallback, Operation, Plans
 
 log = logging.getLogger("hub.graphql")
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
@@ -103,23 +103,19 @@ class Executor:
         context: Context,
     ) -> ExecutionResult:
         assert prepared.document is not None
-        operation: OperationExecutor | list[GraphQLError] = []
+        operation: Operation | list[GraphQLError] = []
         try:
             with _TimeLimit(self._timeout):
-                # Not execute(): it wraps every operation for incremental delivery (@defer, @stream), which
-                # the schema does not offer, at a sixth of a small query's execution time.
-                operation = OperationExecutor.build(
-                    self._schema,
-                    prepared.document,
-                    None,
-                    context,
-                    variables,
-                    operation_name,
-                    hide_suggestions=self._hide_suggestions,
-                )
+                plans = self._plans_of(prepared)
+                if plans is not None and plans.switches is not None:
+                    operation = plans.view(variables, context, hide_suggestions=self._hide_suggestions)
+                else:
+                    operation = self._build(prepared, variables, operation_name, context)
                 if isinstance(operation, list):  # variables that do not coerce
                     return ExecutionResult(data=None, errors=operation)
-                plan = self._plan(prepared, operation)
+                if plans is None and isinstance(operation, OperationExecutor):
+                    plans = self._remember_plans(prepared, operation)
+                plan = plans.for_run(operation) if plans is not None else None
                 result = None
                 if plan is not None:
                     try:
@@ -127,6 +123,10 @@ class Executor:
                     except Fallback:
                         context.side_errors.clear()  # graphql-core runs the resolvers again and reports anew
                 if result is None:
+                    if not isinstance(operation, OperationExecutor):  # graphql-core needs an executor of its own
+                        operation = self._build(prepared, variables, operation_name, context)
+                        if isinstance(operation, list):
+                            return ExecutionResult(data=None, errors=operation)
                     result = execute_root_selection_set(operation)
                 if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
                     result = await result
@@ -144,15 +144,34 @@ class Executor:
             result.errors = [*(result.errors or []), side]
         return result
 
-    def _plan(self, prepared: Prepared, operation: OperationExecutor) -> Plan | None:
-        """The run's compiled plan (schema/plan.py), compiled on first use; None if it has none."""
+    def _build(
+        self, prepared: Prepared, variables: dict[str, Any] | None, operation_name: str | None, context: Context
+    ) -> OperationExecutor | list[GraphQLError]:
+        # Not execute(): it wraps every operation for incremental delivery (@defer, @stream), which
+        # the schema does not offer, at a sixth of a small query's execution time.
+        assert prepared.document is not None
+        return OperationExecutor.build(
+            self._schema,
+            prepared.document,
+            None,
+            context,
+            variables,
+            operation_name,
+            hide_suggestions=self._hide_suggestions,
+        )
+
+    def _plans_of(self, prepared: Prepared) -> Plans | None:
+        """The document's compiled plans (schema/plan.py), once it has run; None before, or without plans."""
         if self._plans is None or prepared.key is None:
             return None
-        plans = self._plans.get(prepared.key)
-        if plans is None:
-            plans = Plans(operation)
-            _remember(self._plans, prepared.key, plans)
-        return plans.for_run(operation)
+        return self._plans.get(prepared.key)
+
+    def _remember_plans(self, prepared: Prepared, first: OperationExecutor) -> Plans | None:
+        if self._plans is None or prepared.key is None:
+            return None
+        plans = Plans(first)
+        _remember(self._plans, prepared.key, plans)
+        return plans
 
     def _parse(self, query: str) -> DocumentNode | GraphQLError:
         cached = self._parsed.get(query)
@@ -220,7 +239,7 @@ class _TimeLimit:
             raise TimeoutError from error
 
 
-def _release(operation: OperationExecutor | list[GraphQLError]) -> None:
+def _release(operation: Operation | list[GraphQLError]) -> None:
     """Break the executor's reference to itself once the run is over.
 
     graphql-core's executor holds its own bound methods (the resolve infos' helpers), a cycle that

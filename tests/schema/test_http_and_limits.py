@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import time
 
 import asyncpg
@@ -71,6 +72,21 @@ async def test_two_megabyte_body_is_413(hub_url: str) -> None:
     big = b'{"query": "{ __typename }", "pad": "' + b"x" * 2_000_000 + b'"}'
     response = await post(hub_url, content=big, **{"content-type": "application/json"})
     assert response.status_code == 413
+
+
+async def test_a_caller_leaving_mid_body_is_no_error(hub_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    host, port = hub_url.removeprefix("http://").split(":")
+    head = f"POST /graphql HTTP/1.1\r\nhost: {host}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n"
+    for _ in range(3):
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(head.encode() + b'{"query": "{ __typ')
+        await writer.drain()
+        await asyncio.sleep(0.05)  # the hub has read the start of the body and waits for the rest
+        writer.close()
+        await writer.wait_closed()
+    await asyncio.sleep(0.2)
+    assert (await post(hub_url, {"query": QUERY})).status_code == 200  # and the hub serves on
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
 async def test_malformed_json_and_lone_surrogate_are_bad_user_input(hub_url: str) -> None:

@@ -32,7 +32,7 @@ from schema.build import schema
 from schema.context import Context
 from schema.execution import Executor, format_error
 from schema.limits import Limits
-from schema.plan import Fallback, _DirectCall, compile_plan
+from schema.plan import Fallback, Plan, _DirectCall, compile_plan
 
 POINT = 'observation(indicator: "RETAIL", unit: "79", period: "2026-M03")'
 
@@ -189,6 +189,38 @@ async def test_variables_are_not_frozen_into_the_plan(run) -> None:
     first, second = [await run(query, v, plans=True) for v in runs[:2]]
     assert first["data"]["observation"]["value"] != second["data"]["observation"]["value"]
     assert second == await run(query, runs[1], plans=False)
+
+
+async def test_later_runs_of_a_document_build_no_executor_and_answer_the_same(run, monkeypatch) -> None:
+    # After a document's first run its plan runs on a view of that run's executor (RunView): the
+    # variables coerced, no Executor.build. Whatever graphql-core must answer still gets its executor.
+    built: list[str] = []
+    build = OperationExecutor.build
+    monkeypatch.setattr(
+        OperationExecutor, "build", lambda *a, **k: built.append(a[1].loc.source.body[:20]) or build(*a, **k)
+    )
+    query, runs = ANSWERED[1]
+    answers = [await run(query, variables, plans=True) for variables in runs]
+    assert len(built) == 1  # the first run only
+    built.clear()
+    assert answers == [await run(query, variables, plans=False) for variables in runs]
+    assert len(built) == len(runs)  # graphql-core alone builds one per run, the comparison is real
+    built.clear()
+    # Variables that do not coerce on a later run: graphql-core's errors, still without an executor.
+    for wrong in ({"i": "RETAIL", "u": "79"}, {"i": "RETAIL", "u": "79", "p": "2026-13"}, {"i": 7, "u": "79"}):
+        refused = await run(query, wrong, plans=True)
+        assert refused["data"] is None and refused["errors"], refused
+        assert len(built) == 0
+        assert refused == await run(query, wrong, plans=False)
+        built.clear()
+
+    # A later run its plan gives up on goes to graphql-core, on an executor built for it.
+    async def gives_up(plan: Plan, operation: Any) -> None:
+        raise Fallback
+
+    monkeypatch.setattr(Plan, "run", gives_up)
+    assert await run(query, runs[0], plans=True) == answers[0]
+    assert len(built) == 1
 
 
 @pytest.mark.parametrize(("query", "variables"), FAILING_ROOTS, ids=[q[:60] for q, _ in FAILING_ROOTS])
