@@ -35,6 +35,7 @@ from schema.build import schema
 from schema.context import Context
 from schema.limits import Limits, make_limit_rules, string_problem
 from schema.plan import Fallback, Operation, Plans
+from schema.time_limit import Deadlines
 
 log = logging.getLogger("hub.graphql")
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?$")
@@ -61,6 +62,7 @@ class Executor:
         self._max_tokens = max_tokens
         self._max_string = limits.max_string_length
         self._timeout = timeout
+        self._deadlines = Deadlines(timeout)
         self._hide_suggestions = not suggestions
         self._parsed: OrderedDict[str, DocumentNode | GraphQLError] = OrderedDict()
         self._validated: OrderedDict[tuple[str, bool], list[GraphQLError]] = OrderedDict()
@@ -105,7 +107,7 @@ class Executor:
         assert prepared.document is not None
         operation: Operation | list[GraphQLError] = []
         try:
-            with _TimeLimit(self._timeout):
+            with self._deadlines.limit():
                 plans = self._plans_of(prepared)
                 if plans is not None and plans.switches is not None:
                     operation = plans.view(variables, context, hide_suggestions=self._hide_suggestions)
@@ -206,37 +208,6 @@ def format_error(error: GraphQLError, request_id: str, *, suggestions: bool) -> 
         formatted["path"] = error.path
     formatted["extensions"] = {"code": code, **({"correlationId": request_id} if code == "INTERNAL" else {})}
     return formatted
-
-
-class _TimeLimit:
-    """Cancel the running task after ``seconds`` and turn that cancellation into TimeoutError.
-
-    What ``asyncio.timeout`` does for a fixed deadline (a timer that cancels the task; on the way
-    out, TimeoutError when that cancellation, and no other, ended the body), at two thirds of its cost
-    per request (3.2 against 4.7 µs, measured): no rescheduling, and plain ``with`` rather than two
-    coroutines.
-    """
-
-    __slots__ = ("expired", "seconds", "task", "timer")
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expired = False
-
-    def __enter__(self) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self.task = task
-        self.timer = task.get_loop().call_later(self.seconds, self._expire)
-
-    def _expire(self) -> None:
-        self.expired = True
-        self.task.cancel()
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, trace: Any) -> None:
-        self.timer.cancel()
-        if self.expired and self.task.uncancel() == 0 and kind is asyncio.CancelledError:
-            raise TimeoutError from error
 
 
 def _release(operation: Operation | list[GraphQLError]) -> None:

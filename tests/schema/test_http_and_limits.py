@@ -17,8 +17,9 @@ from resolvers.loaders import Loaders
 from resolvers.scope import resolve_scope
 from schema.build import print_schema
 from schema.context import Context
-from schema.execution import Executor, _TimeLimit
+from schema.execution import Executor
 from schema.limits import Limits
+from schema.time_limit import Deadlines
 from tests.conftest import ROOT
 
 SETTINGS = Settings()
@@ -271,14 +272,14 @@ async def test_a_query_past_the_time_limit_is_stopped_and_answered(database_url:
 
 
 async def test_the_time_limit_leaves_other_cancellations_and_quick_runs_alone() -> None:
-    limit = _TimeLimit(0.2)
+    limit = Deadlines(0.2).limit()
     with limit:
         await asyncio.sleep(0.01)
-    await asyncio.sleep(0.3)  # its timer is gone: nothing cancels the task later
+    await asyncio.sleep(0.3)  # it left the watch: nothing cancels the task later
     assert not limit.expired
 
     async def cancelled_from_outside() -> None:
-        with _TimeLimit(5):
+        with Deadlines(5).limit():
             await asyncio.sleep(5)
 
     task = asyncio.create_task(cancelled_from_outside())
@@ -289,10 +290,35 @@ async def test_the_time_limit_leaves_other_cancellations_and_quick_runs_alone() 
 
     started = time.monotonic()
     with pytest.raises(TimeoutError):
-        with _TimeLimit(0.1):
+        with Deadlines(0.1).limit():
             await asyncio.sleep(5)
     assert 0.1 <= time.monotonic() - started < 1.0
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+
+
+async def test_one_watch_stops_every_overdue_run_and_no_other() -> None:
+    # Forty runs under one limit, started 5 ms apart: the quick ones finish between the others'
+    # deadlines. Each slow one is stopped at its own deadline (never before, at most a tick after).
+    deadlines = Deadlines(0.2)
+
+    async def run(seconds: float) -> tuple[str, float]:
+        started = time.monotonic()
+        try:
+            with deadlines.limit():
+                await asyncio.sleep(seconds)
+        except TimeoutError:
+            return "stopped", time.monotonic() - started
+        return "done", time.monotonic() - started
+
+    tasks = []
+    for i in range(40):
+        tasks.append(asyncio.create_task(run(0.05 if i % 2 else 5.0)))
+        await asyncio.sleep(0.005)
+    results = await asyncio.gather(*tasks)
+    assert all(outcome == "done" for outcome, _ in results[1::2])
+    stopped = [took for outcome, took in results[0::2] if outcome == "stopped"]
+    assert len(stopped) == 20
+    assert all(0.2 <= took < 0.6 for took in stopped), stopped
 
 
 async def test_introspection_is_off_by_default(database_url: str) -> None:
