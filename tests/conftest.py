@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from hub.demo.load import load_demo
+from hub.demo.reference import load_reference
 from hub.embedded import embedded_server
 from hub.migrate import migrate
 
@@ -71,13 +72,22 @@ def new_database(admin_url: str) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def new_demo_database(new_database) -> object:
     """A factory of databases migrated and loaded with the small demo set (dropped with the session)."""
+    return _migrated(new_database, lambda conn: load_demo(conn, scale="small"))
 
+
+@pytest.fixture(scope="session")
+def new_reference_database(new_database) -> object:
+    """A factory of databases migrated and holding the reference data (units, agencies, indicators) only."""
+    return _migrated(new_database, load_reference)
+
+
+def _migrated(new_database, load) -> object:
     async def make() -> str:
         url = await new_database()
         conn = await asyncpg.connect(url)
         try:
             await migrate(conn)
-            await load_demo(conn, scale="small")
+            await load(conn)
         finally:
             await conn.close()
         return url

@@ -22,8 +22,6 @@ import uvicorn
 from auth.clients import create_client
 from hub.app import create_app
 from hub.database import connect
-from hub.demo.reference import load_reference
-from hub.migrate import migrate
 from hub.settings import Settings
 
 
@@ -121,13 +119,6 @@ def token_for(real_hub: str) -> Callable[..., Awaitable[str]]:
 
 
 @pytest.fixture
-async def fresh_database(new_database) -> str:
+async def fresh_database(new_reference_database) -> str:
     """A database of its own: migrated, reference data (units, agencies, indicators), no keys, no clients."""
-    url = await new_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        await load_reference(conn)
-    finally:
-        await conn.close()
-    return url
+    return await new_reference_database()

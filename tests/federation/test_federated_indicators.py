@@ -16,8 +16,6 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from hub.demo.reference import load_reference
-from hub.migrate import migrate
 from resolvers.events import EventHub
 from resolvers.federated_indicators import FederatedIndicators
 from tests.federation.conftest import GRAPHQL_INDICATOR, gql, sources_toml
@@ -27,15 +25,8 @@ LISTENER = "catalogue-listener-test"
 
 
 @pytest.fixture(scope="module")
-async def catalogue_url(new_database) -> str:
-    url = await new_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-        await load_reference(conn)
-    finally:
-        await conn.close()
-    return url
+async def catalogue_url(new_reference_database) -> str:
+    return await new_reference_database()
 
 
 @pytest.fixture
