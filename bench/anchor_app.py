@@ -2,8 +2,8 @@
 
 Served by uvicorn in its own process, one worker, with the server settings ``nrhub serve`` uses
 (uvicorn's defaults: uvloop and httptools when installed; once started, the cyclic collector's
-settings, hub.collector.settle_collector), so that against the hub it differs only in what runs inside the
-request. ``POST /graphql`` is the minimal strawberry endpoint of the point lookup
+settings, hub.collector.settle_collector), so that against the hub it differs only in what runs
+inside the request. ``POST /graphql`` is the minimal strawberry endpoint of the point lookup
 (bench/strawberry_anchor.py). Run by bench/read_api.py::
 
     python -m bench.anchor_app --dsn postgresql://... --port 8123 --indicators A,B,...
