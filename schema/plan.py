@@ -7,7 +7,7 @@ resolvers three levels deep, and 0.85-0.89x that of a point lookup.
 
 A query qualifies when its only directives are ``@skip`` and ``@include``. Its plan is compiled on
 its first run, one plan per value of the variables those directives read (the selection differs),
-and each later run:
+and each later run builds no graphql-core executor (:class:`RunView`) and:
 
 - calls each resolver with what graphql-core would give it: the same resolve info (path included)
   and coerced arguments (literals coerced once, variables per run); a strawberry resolver with
