@@ -183,7 +183,13 @@ class Plan:
             data = self.complete_root(operation.root_value, None, run)  # type: ignore[arg-type]
             while run.pending:
                 depth, run.pending = run.pending, []
-                values = await _settle([p.awaitable for p in depth])
+                if len(depth) == 1:  # a point lookup's one resolver: awaited here, no list and no frame more
+                    try:
+                        values = [await depth[0].awaitable]
+                    except Exception as exc:
+                        values = [exc]
+                else:
+                    values = await _settle([p.awaitable for p in depth])
                 for p, value in zip(depth, values, strict=True):
                     if isinstance(value, Exception):
                         run.failed(value, p.answers_errors, p.container, p.key, p.nodes, p.path)
@@ -578,11 +584,6 @@ def _all(wanted: Callable[[Any], bool], node: Any) -> list[Any]:
 
 async def _settle(awaitables: list[Any]) -> list[Any]:
     """Await one depth's resolvers together, as graphql-core does; a failure in its place."""
-    if len(awaitables) == 1:
-        try:
-            return [await awaitables[0]]
-        except Exception as exc:
-            return [exc]
     results = await asyncio.gather(*awaitables, return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, Exception):
