@@ -224,16 +224,11 @@ class Query(ReportQueries):
     ) -> Observation | None:
         if not info.context.scope.may_read(indicator):
             await indicator_or_raise(info, indicator)  # raises FORBIDDEN or NOT_FOUND
+        on = unit_valid_on or info.context.today
+        db, scope = info.context.db, info.context.scope
         federated = await info.context.loaders.source_of(indicator) != HUB
         found = await observations.fetch_observation(
-            info.context.db,
-            info.context.scope,
-            indicator,
-            unit,
-            period,
-            disaggregation,
-            unit_valid_on or info.context.today,
-            federated=federated,
+            db, scope, indicator, unit, period, disaggregation, on, federated=federated
         )
         if not found.unit_found:
             raise NotFound(f"there is no unit {unit} in force on that date")
@@ -247,6 +242,9 @@ class Query(ReportQueries):
                     info.context.loaders.sources, row, found.unit, period, disaggregation
                 )
                 return Observation.of(value) if value else None
+            found = await observations.fetch_observation(
+                db, scope, indicator, unit, period, disaggregation, on, federated=False
+            )
         return Observation.of(found.observation) if found.observation else None
 
     @strawberry.field(

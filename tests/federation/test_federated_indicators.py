@@ -136,5 +136,8 @@ async def test_a_running_hub_answers_from_whoever_serves_the_indicator_now(
         assert await answered_by() == stored  # the hub's map is kept: nothing was notified
         await fed_pool.execute("UPDATE indicator SET source_note = source_note WHERE code = $1", GRAPHQL_INDICATOR)
         await until_answered_by("statsbank")
+        # The other way: the map still says a source serves it, the catalogue row says the hub's.
+        await set_source(fed_pool, "hub", silently=True, indicator=GRAPHQL_INDICATOR)
+        assert await answered_by() == stored  # the row decides: the stored value, not a source asked
     finally:
         await set_source(fed_pool, "statsbank", indicator=GRAPHQL_INDICATOR)

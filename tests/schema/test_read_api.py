@@ -230,5 +230,7 @@ async def test_point_lookup_of_one_value(hub_url: str, pool) -> None:
     assert none == {"data": {"observation": None}}
     _, region = await gql(hub_url, query, x_test_regions="01")
     assert region["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    _, inside = await gql(hub_url, query, x_test_regions="79")  # the statement that checks regions
+    assert "errors" not in inside and inside["data"]["observation"]["value"] == expected
     _, denied = await gql(hub_url, query, x_test_indicators="UNEMP")
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN" and denied["data"]["observation"] is None
