@@ -4,7 +4,8 @@ unheard).
 
 A "silent" change below is made with ``session_replication_role = replica``, which skips the
 notifying trigger: what the map says afterwards shows whether it was kept or read again. Real
-PostgreSQL, on a database of this module's own (its catalogue is changed).
+PostgreSQL: the map's own tests change a database of this module's own; the running hub's test
+changes the federation tests' database, and puts its catalogue back.
 """
 
 from __future__ import annotations
