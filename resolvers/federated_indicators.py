@@ -31,11 +31,6 @@ class FederatedIndicators:
         self._generation = 0
         self._listening = False
 
-    @property
-    def known(self) -> dict[str, str] | None:
-        """The map when it is current, without waiting; None when it must be read (``source_of``)."""
-        return self._known
-
     async def source_of(self, indicator: str) -> str:
         known = self._known
         if known is None:

@@ -99,7 +99,6 @@ class Loaders:
         From the process's map when there is one (hub.app), else from the catalogue in this request.
         """
         if self._federated is not None:
-            known = self._federated.known  # nearly always: no coroutine to await
-            return known.get(indicator, HUB) if known is not None else await self._federated.source_of(indicator)
+            return await self._federated.source_of(indicator)
         row = await self.indicator_by_code.load(indicator)
         return row.source if row is not None else HUB

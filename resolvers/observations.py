@@ -11,7 +11,7 @@ from resolvers.errors import BadUserInput
 from resolvers.pagination import Page, PageRequest, make_page
 from resolvers.queryable import Queryable
 from resolvers.scope import Scope
-from resolvers.units import Unit
+from resolvers.units import Unit, fetch_unit
 
 STATUSES = ("ESTIMATE", "PRELIMINARY", "OFFICIAL")
 
@@ -168,14 +168,6 @@ WHERE u.code = $2 AND u.valid_from <= $5 AND (u.valid_to IS NULL OR u.valid_to >
 _SELECT_VALUE_EVERYWHERE = _select_value("TRUE")
 _SELECT_VALUE_IN_REGIONS = _select_value("u.id = ANY($6::int[])")
 
-# For an indicator a source serves: the unit the source is asked about.
-_SELECT_UNIT_FOR_SOURCE = """
-SELECT u.id AS unit_id, ($3::int[] IS NULL OR u.id = ANY($3::int[])) AS covered,
-       u.code, u.level, u.valid_from, u.valid_to
-FROM admin_unit u
-WHERE u.code = $1 AND u.valid_from <= $2 AND (u.valid_to IS NULL OR u.valid_to >= $2)
-"""
-
 
 @dataclass(frozen=True, slots=True)
 class UnitKey:
@@ -220,14 +212,14 @@ async def fetch_observation(
 ) -> PointLookup:
     """One current value by key, in one statement; the caller has checked the indicator grant.
 
-    ``federated``: a source serves the indicator, so only the unit is looked up.
+    ``federated``: a source serves the indicator, so only the unit is looked up (the source is asked
+    only if the scope covers it: resolvers.sources.loaders checks again before any call).
     """
     if federated:
-        row = await db.fetchrow(_SELECT_UNIT_FOR_SOURCE, unit_code, on, scope.unit_ids)
-        if row is None:
+        found = await fetch_unit(db, unit_code, on)
+        if found is None:
             return PointLookup(False, False, None)
-        unit = UnitKey(row["unit_id"], row["code"], row["level"], row["valid_from"], row["valid_to"])
-        return PointLookup(True, row["covered"], None, unit)
+        return PointLookup(True, scope.covers_unit(found.id), None, UnitKey.of(found))
     if scope.unit_ids is None:
         row = await db.fetchrow(_SELECT_VALUE_EVERYWHERE, indicator, unit_code, period, dims, on)
     else:

@@ -61,7 +61,6 @@ class Executor:
         self._rules = {True: base, False: (*base, NoSchemaIntrospectionCustomRule)}
         self._max_tokens = max_tokens
         self._max_string = limits.max_string_length
-        self._timeout = timeout
         self._deadlines = Deadlines(timeout)
         self._hide_suggestions = not suggestions
         self._parsed: OrderedDict[str, DocumentNode | GraphQLError] = OrderedDict()
@@ -116,7 +115,7 @@ class Executor:
                 if isinstance(operation, list):  # variables that do not coerce
                     return ExecutionResult(data=None, errors=operation)
                 if plans is None and isinstance(operation, OperationExecutor):
-                    plans = self._remember_plans(prepared, operation)
+                    plans = self._plans_of(prepared, first=operation)
                 plan = plans.for_run(operation) if plans is not None else None
                 result = None
                 if plan is not None:
@@ -134,7 +133,7 @@ class Executor:
                     result = await result
         except TimeoutError:
             error = GraphQLError(
-                f"the query ran longer than the {self._timeout:g} s limit",
+                f"the query ran longer than the {self._deadlines.seconds:g} s limit",
                 extensions={"code": "QUERY_TOO_COMPLEX"},
             )
             return ExecutionResult(data=None, errors=[error])
@@ -162,17 +161,15 @@ class Executor:
             hide_suggestions=self._hide_suggestions,
         )
 
-    def _plans_of(self, prepared: Prepared) -> Plans | None:
-        """The document's compiled plans (schema/plan.py), once it has run; None before, or without plans."""
+    def _plans_of(self, prepared: Prepared, first: OperationExecutor | None = None) -> Plans | None:
+        """The document's compiled plans (schema/plan.py), made from its ``first`` run's executor when
+        it has none yet; None without plans."""
         if self._plans is None or prepared.key is None:
             return None
-        return self._plans.get(prepared.key)
-
-    def _remember_plans(self, prepared: Prepared, first: OperationExecutor) -> Plans | None:
-        if self._plans is None or prepared.key is None:
-            return None
-        plans = Plans(first)
-        _remember(self._plans, prepared.key, plans)
+        plans = self._plans.get(prepared.key)
+        if plans is None and first is not None:
+            plans = Plans(first)
+            _remember(self._plans, prepared.key, plans)
         return plans
 
     def _parse(self, query: str) -> DocumentNode | GraphQLError:
