@@ -108,10 +108,27 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     load.set_defaults(run=_demo_load)
     demo.set_defaults(run=lambda settings, args: demo.print_help() or 2)
+
+    schema = commands.add_parser("schema", help="the GraphQL schema", description="GraphQL schema commands.")
+    schema_commands = schema.add_subparsers(title="schema commands", metavar="COMMAND")
+    printer = schema_commands.add_parser(
+        "print",
+        help="print the schema's SDL",
+        description="Print the schema in SDL, as committed in schema.graphql (needs no database).",
+    )
+    printer.set_defaults(run=_print_schema)
+    schema.set_defaults(run=lambda settings, args: schema.print_help() or 2)
     add_auth_commands(commands, _with_database)
     add_audit_commands(commands, _with_database)
     add_regime_commands(commands, _with_database)
     return parser
+
+
+def _print_schema(settings: Settings, args: argparse.Namespace) -> int:
+    from schema.build import print_schema
+
+    sys.stdout.write(print_schema())
+    return 0
 
 
 def _with_database(settings: Settings, action: Callable[[str], Any]) -> Any:

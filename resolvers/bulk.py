@@ -16,8 +16,10 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
+from resolvers.errors import BadUserInput
+from resolvers.exact import parse_figure
 from resolvers.submissions import CellValue
 
 MAX_ROWS = 200_000
@@ -98,9 +100,6 @@ def _dims_key(text: str) -> str:
 
 def _decimal(text: str) -> Decimal:
     try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not a number") from None
-    if not value.is_finite():
-        raise ValueError(f"{text!r} is not a finite number")
-    return value
+        return parse_figure(text)
+    except BadUserInput as exc:
+        raise ValueError(exc.message) from None

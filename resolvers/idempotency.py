@@ -1,8 +1,11 @@
 """Idempotency keys for creating and changing mutations, scoped per client.
 
 The key is recorded in the same transaction as the change it guards: a retry with the same key and
-input gets the first result; the same key with different input is a CONFLICT; two concurrent
-requests with one key make one change (the loser's insert conflicts, and it reads the winner's).
+input gets the first result; the same key with different input is a CONFLICT. Concurrent requests
+with one key are serialised on a transaction lock of that key before either looks for a result, so
+exactly one makes the change and every other one answers with its result: without the lock, a
+loser that started its change before the winner committed failed on the change itself (a report
+already submitted: CONFLICT) instead of replaying the winner's answer.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from resolvers.audit import plain
 from resolvers.errors import BadUserInput, Conflict
 
 _SELECT = "SELECT operation, request_hash, result::text FROM idempotency_key WHERE client_id = $1 AND key = $2"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 0))"
 _INSERT = """
 INSERT INTO idempotency_key (client_id, key, operation, request_hash, result) VALUES ($1, $2, $3, $4, $5::text::jsonb)
 """
@@ -35,23 +39,14 @@ async def idempotent(
     if not 8 <= len(key) <= 128:
         raise BadUserInput("idempotencyKey must be 8 to 128 characters (a UUID is a good choice)")
     request_hash = hashlib.sha256(orjson.dumps([operation, plain(request)], option=orjson.OPT_SORT_KEYS)).hexdigest()
-    for _ in range(2):
-        async with pool.acquire() as conn:
-            done = await _replay(conn, client_id, key, operation, request_hash)
-            if done is not None:
-                return done
-            try:
-                async with conn.transaction():
-                    result = await change(conn)
-                    await conn.execute(
-                        _INSERT, client_id, key, operation, request_hash, orjson.dumps(plain(result)).decode()
-                    )
-                    return result
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != "idempotency_key_pkey":
-                    raise
-                # A concurrent request with the same key committed first: answer as it did.
-    raise Conflict("the idempotency key is in use by a request still running")
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(_LOCK, client_id, key)
+        done = await _replay(conn, client_id, key, operation, request_hash)
+        if done is not None:
+            return done
+        result = await change(conn)
+        await conn.execute(_INSERT, client_id, key, operation, request_hash, orjson.dumps(plain(result)).decode())
+        return result
 
 
 async def _replay(

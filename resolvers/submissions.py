@@ -42,6 +42,8 @@ class Submission:
     reviewed_at: datetime | None
     reviewed_by: str | None
     return_reason: str | None
+    submitted_by: str | None
+    correction_reason: str | None  # set on a version that corrects an accepted one
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class CellValue:
 
 
 SUBMISSION_COLUMNS = """id, regime_code, agency_code, unit_id, period, version, status, created_at, created_by,
-    deadline, submitted_at, on_time, reviewed_at, reviewed_by, return_reason"""
+    deadline, submitted_at, on_time, reviewed_at, reviewed_by, return_reason, submitted_by, correction_reason"""
 _SELECT = f"SELECT {SUBMISSION_COLUMNS} FROM submission WHERE id = $1"
 _SELECT_FOR_UPDATE = _SELECT + " FOR UPDATE"
 _SELECT_REGIME = """
@@ -66,8 +68,9 @@ _SELECT_AGENCY_UNIT = """
 SELECT coalesce(a.unit_id, (SELECT id FROM admin_unit WHERE level = 'NATION')) FROM agency a WHERE a.code = $1
 """
 _INSERT = f"""
-INSERT INTO submission (regime_code, agency_code, unit_id, period, version, status, created_at, created_by, deadline)
-VALUES ($1, $2, $3, $4, $5, 'DRAFT', $6, $7, $8) RETURNING {SUBMISSION_COLUMNS}
+INSERT INTO submission (regime_code, agency_code, unit_id, period, version, status, created_at, created_by, deadline,
+                        correction_reason)
+VALUES ($1, $2, $3, $4, $5, 'DRAFT', $6, $7, $8, $9) RETURNING {SUBMISSION_COLUMNS}
 """
 _UPSERT_VALUE = """
 INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value) VALUES ($1, $2, $3, $4, $5)
@@ -135,25 +138,18 @@ async def open_draft(conn: asyncpg.Connection, actor: Actor, *, regime: str, per
         raise BadUserInput(
             f"{agency}'s unit was not in force at the end of {period}; that period belongs to the units of the time"
         )
-    # Serialise openings of the same report, so two clients cannot both start version 1.
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{regime}|{agency}|{unit_id}|{period}")
-    versions = await conn.fetch(
-        f"SELECT {SUBMISSION_COLUMNS} FROM submission WHERE regime_code = $1 AND agency_code = $2 AND unit_id = $3"
-        " AND period = $4 ORDER BY version DESC",
-        regime,
-        agency,
-        unit_id,
-        period,
-    )
-    if versions and versions[0]["status"] == "DRAFT":
-        return Submission(**versions[0])
-    if versions and versions[0]["status"] != "RETURNED":
-        raise Conflict(f"the report for {period} is already {versions[0]['status'].lower()}")
+    versions = await _versions(conn, regime, agency, unit_id, period)
+    if versions and versions[0].status == "DRAFT":
+        return versions[0]
+    if versions and versions[0].status == "ACCEPTED":
+        raise Conflict(f"the report for {period} is already accepted; change a figure of it with correctValue")
+    if versions and versions[0].status != "RETURNED":
+        raise Conflict(f"the report for {period} is already {versions[0].status.lower()}")
     rule = Rule(row["cutoff_start_day"], row["cutoff_end_day"], row["deadline_rule"], row["deadline_value"])
     deadline = schedule(rule, parsed, await holidays(conn)).deadline
-    version = versions[0]["version"] + 1 if versions else 1
+    version = versions[0].version + 1 if versions else 1
     created = Submission(
-        **await conn.fetchrow(_INSERT, regime, agency, unit_id, period, version, now, actor_name(actor), deadline)
+        **await conn.fetchrow(_INSERT, regime, agency, unit_id, period, version, now, actor_name(actor), deadline, None)
     )
     await append_entry(
         conn,
@@ -166,36 +162,88 @@ async def open_draft(conn: asyncpg.Connection, actor: Actor, *, regime: str, per
     return created
 
 
+async def _versions(conn: asyncpg.Connection, regime: str, agency: str, unit_id: int, period: str) -> list[Submission]:
+    """Every version of one report, the latest first, with new versions of it held off until commit."""
+    # Serialise new versions of the same report, so two clients cannot both start the same version.
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"{regime}|{agency}|{unit_id}|{period}")
+    rows = await conn.fetch(
+        f"SELECT {SUBMISSION_COLUMNS} FROM submission WHERE regime_code = $1 AND agency_code = $2 AND unit_id = $3"
+        " AND period = $4 ORDER BY version DESC",
+        regime,
+        agency,
+        unit_id,
+        period,
+    )
+    return [Submission(**r) for r in rows]
+
+
 async def save_values(
     conn: asyncpg.Connection, actor: Actor, submission_id: int, values: Sequence[CellValue], *, now: datetime
 ) -> tuple[Submission, list[Problem]]:
-    """Store cells of a draft; cells outside the regime's form are refused, each with its problem."""
+    """Store cells of a draft; cells outside the regime's form or the report's units are refused."""
     submission = await _own_draft(conn, actor, submission_id)
+    units, problems = await _confine(conn, submission, values)
+    if problems:
+        return submission, problems
+    await _store(conn, actor, submission, values, units, now)
+    return submission, []
+
+
+async def _confine(
+    conn: asyncpg.Connection, submission: Submission, values: Sequence[CellValue]
+) -> tuple[dict[str | None, int], list[Problem]]:
+    """The report's units by code (None: its own unit), and a problem for each cell it may not hold.
+
+    A report holds only its regime's form cells, for its own unit and the units directly below
+    it, each cell once: this is what confines every write of a report, drafts and corrections.
+    """
     form = {
         (r["indicator_code"], r["dims"])
         for r in await conn.fetch(
             "SELECT indicator_code, dims FROM regime_item WHERE regime_code = $1", submission.regime_code
         )
     }
-    units = {r["code"]: r["id"] for r in await conn.fetch(_SELECT_REPORT_UNITS, submission.unit_id, submission.period)}
-    own = next((code for code, unit_id in units.items() if unit_id == submission.unit_id), None)
-    if own is None:
+    rows = await conn.fetch(_SELECT_REPORT_UNITS, submission.unit_id, submission.period)
+    units: dict[str | None, int] = {r["code"]: r["id"] for r in rows}
+    if submission.unit_id not in units.values():
         raise BadUserInput(f"the report's unit was not in force at the end of {submission.period}")
-    problems = [
-        Problem(v.indicator_code, v.dims, f"not a cell of the {submission.regime_code} form", "ERROR")
-        for v in values
-        if (v.indicator_code, v.dims) not in form
-    ] + [
-        Problem(
-            v.indicator_code, v.dims, f"unit {v.unit_code} is neither the report's unit nor directly below it", "ERROR"
-        )
-        for v in values
-        if v.unit_code is not None and v.unit_code not in units
-    ]
-    if problems:
-        return submission, problems
-    before = {_cell_key(v, own): v.value for v in await fetch_values(conn, submission_id)}
-    rows = [(submission_id, v.indicator_code, units[v.unit_code or own], v.dims, v.value) for v in values]
+    units[None] = submission.unit_id
+    problems: list[Problem] = []
+    seen: set[tuple[int, str, str]] = set()
+    for v in values:
+        if (v.indicator_code, v.dims) not in form:
+            problems.append(
+                Problem(v.indicator_code, v.dims, f"not a cell of the {submission.regime_code} form", "ERROR")
+            )
+        elif v.unit_code not in units:
+            problems.append(
+                Problem(
+                    v.indicator_code,
+                    v.dims,
+                    f"unit {v.unit_code} is neither the report's unit nor directly below it",
+                    "ERROR",
+                )
+            )
+        elif (units[v.unit_code], v.indicator_code, v.dims) in seen:
+            where = f" of unit {v.unit_code}" if v.unit_code else ""
+            problems.append(Problem(v.indicator_code, v.dims, f"the cell{where} is given more than once", "ERROR"))
+        else:
+            seen.add((units[v.unit_code], v.indicator_code, v.dims))
+    return units, problems
+
+
+async def _store(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    submission: Submission,
+    values: Sequence[CellValue],
+    units: dict[str | None, int],
+    now: datetime,
+) -> dict[str, Decimal]:
+    """Write confined cells into a draft and audit what changed; the changed cells by key."""
+    own = next(code for code, unit_id in units.items() if code is not None and unit_id == submission.unit_id)
+    before = {_cell_key(v, own): v.value for v in await fetch_values(conn, submission.id)}
+    rows = [(submission.id, v.indicator_code, units[v.unit_code], v.dims, v.value) for v in values]
     if len(rows) > _COPY_ABOVE:
         # Bulk entry: COPY into a scratch table and upsert in one statement (20,000 cells in well under 2 s).
         await conn.execute(_STAGE_VALUES)
@@ -210,7 +258,7 @@ async def save_values(
             conn,
             actor,
             "submission.values",
-            f"submission:{submission_id}",
+            f"submission:{submission.id}",
             after={"cells": len(changed), "digest": digest},
             at=now,
         )
@@ -219,12 +267,12 @@ async def save_values(
             conn,
             actor,
             "submission.values",
-            f"submission:{submission_id}",
+            f"submission:{submission.id}",
             before={k: before.get(k) for k in changed},
             after=changed,
             at=now,
         )
-    return submission, []
+    return changed
 
 
 def _cell_key(cell: CellValue, own_unit: str) -> str:
@@ -240,16 +288,20 @@ async def validate(conn: asyncpg.Connection | asyncpg.Pool, submission_id: int) 
 
 async def submit(conn: asyncpg.Connection, actor: Actor, submission_id: int, *, now: datetime) -> Submission:
     """Record submitted_at from the server clock; a submitted report is immutable."""
-    submission = await _own_draft(conn, actor, submission_id)
-    errors = [p for p in await validate_values(conn, submission) if p.severity == "ERROR"]
+    return await _submit(conn, actor, await _own_draft(conn, actor, submission_id), now)
+
+
+async def _submit(conn: asyncpg.Connection, actor: Actor, draft: Submission, now: datetime) -> Submission:
+    errors = [p for p in await validate_values(conn, draft) if p.severity == "ERROR"]
     if errors:
         listed = "; ".join(f"{p.indicator_code}[{p.dims or 'total'}]: {p.message}" for p in errors[:20])
         raise BadUserInput(f"the report has {len(errors)} error(s): {listed}")
     row = await conn.fetchrow(
-        f"UPDATE submission SET status = 'SUBMITTED', submitted_at = $2, on_time = ($2 <= deadline)"
+        f"UPDATE submission SET status = 'SUBMITTED', submitted_at = $2, on_time = ($2 <= deadline), submitted_by = $3"
         f" WHERE id = $1 AND status = 'DRAFT' RETURNING {SUBMISSION_COLUMNS}",
-        submission_id,
+        draft.id,
         now,
+        actor_name(actor),
     )
     if row is None:
         raise Conflict("the report was submitted by another request")
@@ -258,7 +310,7 @@ async def submit(conn: asyncpg.Connection, actor: Actor, submission_id: int, *, 
         conn,
         actor,
         "submission.submit",
-        f"submission:{submission_id}",
+        f"submission:{draft.id}",
         after={"submitted_at": now, "on_time": done.on_time},
         at=now,
     )
@@ -269,7 +321,11 @@ async def submit(conn: asyncpg.Connection, actor: Actor, submission_id: int, *, 
 async def review(
     conn: asyncpg.Connection, actor: Actor, submission_id: int, *, accept: bool, reason: str | None, now: datetime
 ) -> Submission:
-    """Accept (values become current observations) or return (a new draft version is opened)."""
+    """Accept (values become current observations) or return (a new draft version is opened).
+
+    Accepting a correction supersedes the version it corrects. Whoever submitted a version never
+    reviews it (four eyes), even where a regime's reporter is also its receiver.
+    """
     row = await conn.fetchrow(_SELECT_FOR_UPDATE, submission_id)
     if row is None:
         raise NotFound(f"there is no submission {submission_id}")
@@ -279,8 +335,20 @@ async def review(
         raise Forbidden(f"only the receiving agency ({receiving}) reviews {submission.regime_code} reports")
     if submission.status != "SUBMITTED":
         raise Conflict(f"the report is {submission.status.lower()}, not submitted")
+    if submission.submitted_by == actor_name(actor):
+        raise Forbidden("a report is reviewed by someone other than whoever submitted it (four eyes)")
     if not accept and not (reason and reason.strip()):
         raise BadUserInput("returning a report needs a reason")
+    superseded = None
+    if accept:
+        superseded = await conn.fetchval(
+            "UPDATE submission SET status = 'SUPERSEDED' WHERE regime_code = $1 AND agency_code = $2"
+            " AND unit_id = $3 AND period = $4 AND status = 'ACCEPTED' RETURNING id",
+            submission.regime_code,
+            submission.agency_code,
+            submission.unit_id,
+            submission.period,
+        )
     status = "ACCEPTED" if accept else "RETURNED"
     reviewed = Submission(
         **await conn.fetchrow(
@@ -300,7 +368,11 @@ async def review(
             actor,
             "submission.accept",
             f"submission:{submission_id}",
-            after={"revisions": revisions, "revision_digest": await revision_digest(conn, revisions)},
+            after={
+                "revisions": revisions,
+                "revision_digest": await revision_digest(conn, revisions),
+                "supersedes": superseded,
+            },
             at=now,
         )
         await _notify(conn, "submission.accepted", reviewed)
@@ -314,25 +386,7 @@ async def review(
 
 async def reopen(conn: asyncpg.Connection, actor: Actor, returned: Submission, *, now: datetime) -> Submission:
     """The next version of a returned report: a draft holding its values, same deadline."""
-    created = Submission(
-        **await conn.fetchrow(
-            _INSERT,
-            returned.regime_code,
-            returned.agency_code,
-            returned.unit_id,
-            returned.period,
-            returned.version + 1,
-            now,
-            actor_name(actor),
-            returned.deadline,
-        )
-    )
-    await conn.execute(
-        "INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value)"
-        " SELECT $1, indicator_code, unit_id, dims, value FROM submission_value WHERE submission_id = $2",
-        created.id,
-        returned.id,
-    )
+    created = await _next_version(conn, actor, returned, returned.correction_reason, now)
     await append_entry(
         conn,
         actor,
@@ -344,8 +398,39 @@ async def reopen(conn: asyncpg.Connection, actor: Actor, returned: Submission, *
     return created
 
 
+async def _next_version(
+    conn: asyncpg.Connection, actor: Actor, of: Submission, correction_reason: str | None, now: datetime
+) -> Submission:
+    """A draft of the report's next version, holding the cells of version ``of``, same deadline."""
+    created = Submission(
+        **await conn.fetchrow(
+            _INSERT,
+            of.regime_code,
+            of.agency_code,
+            of.unit_id,
+            of.period,
+            of.version + 1,
+            now,
+            actor_name(actor),
+            of.deadline,
+            correction_reason,
+        )
+    )
+    await conn.execute(
+        "INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value)"
+        " SELECT $1, indicator_code, unit_id, dims, value FROM submission_value WHERE submission_id = $2",
+        created.id,
+        of.id,
+    )
+    return created
+
+
 async def _publish(conn: asyncpg.Connection, actor: Actor, submission: Submission, now: datetime) -> list[int]:
-    """The accepted values as new observation revisions, superseding any current value of each key."""
+    """The accepted values as new observation revisions, superseding any current value of each key.
+
+    A correction publishes only the cells whose current value it changes: the others are already
+    the current values, from the version it corrects.
+    """
     # Serialise acceptances per key (indicator, unit, period, cell), in key order so two reports
     # never deadlock: a concurrent acceptance of the same figure waits, then (a new statement, a new
     # snapshot) supersedes this one's revision instead of colliding with it, first values included.
@@ -364,13 +449,16 @@ async def _publish(conn: asyncpg.Connection, actor: Actor, submission: Submissio
                                           previous_id, recorded_at, recorded_by, reason)
         SELECT v.indicator_code, v.unit_id, $2, v.dims, v.value, r.observation_status, v.submission_id,
                c.revision_id, $3, $4,
-               CASE WHEN c.revision_id IS NOT NULL THEN 'superseded by accepted submission ' || v.submission_id END
+               CASE WHEN c.revision_id IS NOT NULL
+                    THEN coalesce('correction: ' || s.correction_reason,
+                                  'superseded by accepted submission ' || v.submission_id) END
         FROM submission_value v
         JOIN submission s ON s.id = v.submission_id
         JOIN regime r ON r.code = s.regime_code
         LEFT JOIN observation_current c ON c.indicator_code = v.indicator_code AND c.unit_id = v.unit_id
                                        AND c.period = $2 AND c.dims = v.dims
         WHERE v.submission_id = $1
+          AND (s.correction_reason IS NULL OR c.value IS DISTINCT FROM v.value OR c.status <> r.observation_status)
         ORDER BY v.indicator_code, v.dims
         RETURNING id
         """,
@@ -383,59 +471,51 @@ async def _publish(conn: asyncpg.Connection, actor: Actor, submission: Submissio
 
 
 async def correct_value(
-    conn: asyncpg.Connection, actor: Actor, submission_id: int, cell: CellValue, reason: str, *, now: datetime
-) -> int:
-    """A correction after acceptance: a new revision with a reason; the earlier value stays in history."""
+    conn: asyncpg.Connection,
+    actor: Actor,
+    submission_id: int,
+    cells: Sequence[CellValue],
+    reason: str,
+    *,
+    now: datetime,
+) -> Submission:
+    """A correction of an accepted report: its next version, holding the corrected cells, submitted.
+
+    The correction is confined like any draft (its form's cells, its units, each cell once) and
+    becomes current only when the receiving agency accepts it, as the first version did; until
+    then the accepted figures stay current. Its reason goes with every revision it publishes.
+    """
     if not reason.strip():
         raise BadUserInput("a correction needs a reason")
-    submission = await fetch_submission(conn, submission_id)
-    if submission is None or submission.agency_code != actor.agency:
+    row = await conn.fetchrow(_SELECT_FOR_UPDATE, submission_id)
+    if row is None:
+        raise NotFound(f"there is no submission {submission_id}")
+    accepted = Submission(**row)
+    if accepted.agency_code != actor.agency:
         raise Forbidden("you may correct only your own agency's reports")
-    if submission.status not in ("ACCEPTED", "LOCKED"):
-        raise Conflict("only accepted reports are corrected; change a draft directly")
-    if submission.status == "LOCKED":
-        raise Conflict("the report is locked")
-    current = await conn.fetchrow(
-        "SELECT revision_id, value FROM observation_current WHERE indicator_code = $1 AND unit_id = $2"
-        " AND period = $3 AND dims = $4 FOR UPDATE",
-        cell.indicator_code,
-        submission.unit_id,
-        submission.period,
-        cell.dims,
-    )
-    if current is None:
-        raise NotFound(f"{cell.indicator_code}[{cell.dims or 'total'}] has no value for {submission.period}")
-    revision = await conn.fetchval(
-        "INSERT INTO observation_revision (indicator_code, unit_id, period, dims, value, status, submission_id,"
-        " previous_id, recorded_at, recorded_by, reason)"
-        " SELECT $1, $2, $3, $4, $5, observation_status, $6, $7, $8, $9, $10 FROM regime r"
-        " JOIN submission s ON s.regime_code = r.code WHERE s.id = $6 RETURNING id",
-        cell.indicator_code,
-        submission.unit_id,
-        submission.period,
-        cell.dims,
-        cell.value,
-        submission_id,
-        current["revision_id"],
-        now,
-        actor_name(actor),
-        reason,
-    )
+    if accepted.status != "ACCEPTED":
+        raise Conflict(
+            f"the report is {accepted.status.lower()}; only an accepted report's current version is corrected"
+        )
+    latest = (await _versions(conn, accepted.regime_code, accepted.agency_code, accepted.unit_id, accepted.period))[0]
+    if latest.id != accepted.id:
+        raise Conflict(f"version {latest.version} of this report is {latest.status.lower()}; finish it first")
+    units, problems = await _confine(conn, accepted, cells)
+    if problems:
+        listed = "; ".join(f"{p.indicator_code}[{p.dims or 'total'}]: {p.message}" for p in problems[:20])
+        raise BadUserInput(f"the correction has {len(problems)} error(s): {listed}")
+    draft = await _next_version(conn, actor, accepted, reason, now)
     await append_entry(
         conn,
         actor,
-        "observation.correct",
-        f"submission:{submission_id}",
-        before={"value": current["value"], "revision": current["revision_id"]},
-        after={"revisions": [revision], "reason": reason, "revision_digest": await revision_digest(conn, [revision])},
+        "submission.correct",
+        f"submission:{draft.id}",
+        after={"corrects": accepted.id, "version": draft.version, "reason": reason},
         at=now,
     )
-    await conn.execute(
-        "SELECT pg_notify($1, $2)",
-        EVENT_CHANNEL,
-        f'{{"type":"observation.revised","revision":{revision},"submission":{submission_id}}}',
-    )
-    return int(revision)
+    if not await _store(conn, actor, draft, cells, units, now):
+        raise BadUserInput("the correction changes no figure of the accepted report")
+    return await _submit(conn, actor, draft, now)
 
 
 async def _own_draft(conn: asyncpg.Connection, actor: Actor, submission_id: int) -> Submission:

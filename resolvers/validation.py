@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from resolvers.exact import exact_sum
 from resolvers.periods import Period
 
 if TYPE_CHECKING:
@@ -26,18 +27,22 @@ class Problem:
     severity: str  # ERROR or WARNING
 
 
+# Every form cell for the report's own unit and for each unit below it that the report holds
+# cells of: a commune's cells obey the same rules as the province's own.
 _SELECT_FORM = """
 SELECT ri.indicator_code, ri.dims, ri.required, ri.min_value, ri.max_value, i.value_type, i.aggregation,
-       v.value, prev.value AS previous, r.jump_threshold
+       u.id = $2 AS own, u.code AS unit_code, v.value, prev.value AS previous, r.jump_threshold
 FROM regime_item ri
 JOIN regime r ON r.code = ri.regime_code
 JOIN indicator i ON i.code = ri.indicator_code
+CROSS JOIN (SELECT id, code FROM admin_unit
+            WHERE id = $2 OR id IN (SELECT unit_id FROM submission_value WHERE submission_id = $1)) u
 LEFT JOIN submission_value v ON v.submission_id = $1 AND v.indicator_code = ri.indicator_code AND v.dims = ri.dims
-      AND v.unit_id = $2
-LEFT JOIN observation_current prev ON prev.indicator_code = ri.indicator_code AND prev.unit_id = $2
+      AND v.unit_id = u.id
+LEFT JOIN observation_current prev ON prev.indicator_code = ri.indicator_code AND prev.unit_id = u.id
       AND prev.period = $3 AND prev.dims = ri.dims
 WHERE ri.regime_code = $4
-ORDER BY ri.indicator_code, ri.dims
+ORDER BY u.id <> $2, u.code, ri.indicator_code, ri.dims
 """
 
 
@@ -45,34 +50,33 @@ async def validate_values(conn: Any, submission: Submission) -> list[Problem]:
     previous = str(Period.parse(submission.period).previous())
     rows = await conn.fetch(_SELECT_FORM, submission.id, submission.unit_id, previous, submission.regime_code)
     problems: list[Problem] = []
-    cells: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    cells: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)  # (where, indicator) -> dims -> value
     for r in rows:
         code, dims, value = r["indicator_code"], r["dims"], r["value"]
+        where = "" if r["own"] else f"unit {r['unit_code']}: "  # a cell of a unit below names it
         if value is None:
-            if r["required"]:
+            if r["required"] and r["own"]:
                 problems.append(Problem(code, dims, "required cell is empty", "ERROR"))
             continue
-        cells[code][dims] = value
+        cells[(where, code)][dims] = value
         if r["value_type"] == "INTEGER" and value != value.to_integral_value():
-            problems.append(Problem(code, dims, f"{value} is not a whole number", "ERROR"))
+            problems.append(Problem(code, dims, f"{where}{value} is not a whole number", "ERROR"))
         if r["min_value"] is not None and value < r["min_value"]:
-            problems.append(Problem(code, dims, f"{value} is below the minimum {r['min_value']}", "ERROR"))
+            problems.append(Problem(code, dims, f"{where}{value} is below the minimum {r['min_value']}", "ERROR"))
         if r["max_value"] is not None and value > r["max_value"]:
-            problems.append(Problem(code, dims, f"{value} is above the maximum {r['max_value']}", "ERROR"))
+            problems.append(Problem(code, dims, f"{where}{value} is above the maximum {r['max_value']}", "ERROR"))
         jump = r["jump_threshold"]
         if jump is not None and r["previous"] and abs(value - r["previous"]) / abs(r["previous"]) > jump:
-            problems.append(
-                Problem(
-                    code, dims, f"changed by more than {jump:%} from {previous} ({r['previous']} -> {value})", "WARNING"
-                )
-            )
+            # The previous figure is not quoted: the submitter may not be allowed to read it.
+            problems.append(Problem(code, dims, f"{where}changed by more than {jump:%} from {previous}", "WARNING"))
     sum_indicators = {r["indicator_code"] for r in rows if r["aggregation"] == "SUM"}
-    for code in sorted(sum_indicators):
-        problems.extend(_parts_add_up(code, cells.get(code, {})))
+    for (where, code), unit_cells in sorted(cells.items()):
+        if code in sum_indicators:
+            problems.extend(_parts_add_up(code, unit_cells, where))
     return problems
 
 
-def _parts_add_up(code: str, cells: dict[str, Decimal]) -> list[Problem]:
+def _parts_add_up(code: str, cells: dict[str, Decimal], where: str) -> list[Problem]:
     """For each dimension whose every one-dimension part is present, the parts sum to the total."""
     total = cells.get("")
     if total is None:
@@ -81,8 +85,9 @@ def _parts_add_up(code: str, cells: dict[str, Decimal]) -> list[Problem]:
     for dims, value in cells.items():
         if dims and "|" not in dims:
             by_dimension[dims.split("=")[0]].append(value)
+    sums = {dimension: exact_sum(parts) for dimension, parts in by_dimension.items() if len(parts) > 1}
     return [
-        Problem(code, "", f"the {dimension} parts add up to {sum(parts)}, not to the total {total}", "ERROR")
-        for dimension, parts in sorted(by_dimension.items())
-        if len(parts) > 1 and sum(parts) != total
+        Problem(code, "", f"{where}the {dimension} parts add up to {parts_sum}, not to the total {total}", "ERROR")
+        for dimension, parts_sum in sorted(sums.items())
+        if parts_sum != total
     ]

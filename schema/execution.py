@@ -188,6 +188,9 @@ class Executor:
 def format_error(error: GraphQLError, request_id: str, *, suggestions: bool) -> dict[str, Any]:
     """One error as the caller sees it; unexpected errors are masked and logged."""
     original = error.original_error
+    while isinstance(original, GraphQLError):
+        # A scalar's BadUserInput inside a variable's value reaches here wrapped, once per layer.
+        original = original.original_error
     if isinstance(original, HubError):
         code, message = original.code, original.message
     elif original is not None:

@@ -173,23 +173,26 @@ class Mutation:
         return await _submission(info, await _run(info, idempotency_key, "reviewReport", request, change))
 
     @strawberry.mutation(
-        description="Correct a value of an accepted report: a new revision with a reason; the "
-        "earlier value stays in its history."
+        description="Correct figures of an accepted report: its next version, holding the accepted cells with "
+        "these changed, is submitted with the reason and becomes current only when the receiving agency "
+        "accepts it (reviewReport), by someone other than you. Only the form's cells of the report's units."
     )
     async def correct_value(
-        self, info: Info, submission_id: int, cell: CellInput, reason: str, idempotency_key: Key
+        self, info: Info, submission_id: int, cells: list[CellInput], reason: str, idempotency_key: Key
     ) -> Submission | None:
         _require(info, "reports:submit")
+        if not 1 <= len(cells) <= 50_000:
+            raise BadUserInput("a correction changes 1 to 50,000 cells")
+        values = [workflow.CellValue(c.indicator, c.disaggregation, Decimal(c.value), c.unit) for c in cells]
         actor, now = actor_of(info), info.context.clock()
-        value = workflow.CellValue(cell.indicator, cell.disaggregation, Decimal(cell.value))
 
         async def change(conn: Any) -> dict[str, Any]:
-            revision = await workflow.correct_value(conn, actor, submission_id, value, reason, now=now)
-            return {"submission": submission_id, "revision": revision}
+            version = await workflow.correct_value(conn, actor, submission_id, values, reason, now=now)
+            return {"submission": version.id}
 
         request = {
             "submission": submission_id,
-            "cell": [value.indicator_code, value.dims, value.value],
+            "cells": [[v.unit_code, v.indicator_code, v.dims, v.value] for v in values],
             "reason": reason,
         }
         return await _submission(info, await _run(info, idempotency_key, "correctValue", request, change))

@@ -19,12 +19,16 @@ from schema.relay import Node, global_id
 from schema.scalars import DecimalValue, Period
 
 
-@strawberry.enum(description="DRAFT -> SUBMITTED -> ACCEPTED (-> LOCKED), or SUBMITTED -> RETURNED -> a new DRAFT.")
+@strawberry.enum(
+    description="DRAFT -> SUBMITTED -> ACCEPTED (-> LOCKED), or SUBMITTED -> RETURNED -> a new DRAFT; an "
+    "accepted version becomes SUPERSEDED when a correction of it (its next version) is accepted."
+)
 class SubmissionStatus(Enum):
     DRAFT = "DRAFT"
     SUBMITTED = "SUBMITTED"
     RETURNED = "RETURNED"
     ACCEPTED = "ACCEPTED"
+    SUPERSEDED = "SUPERSEDED"
     LOCKED = "LOCKED"
 
 
@@ -64,8 +68,12 @@ class Submission(Node):
     submitted_at: datetime | None = strawberry.field(description="Set by the server when submitted.")
     on_time: bool | None = strawberry.field(description="submittedAt <= deadline; null until submitted.")
     reviewed_at: datetime | None
+    submitted_by: str | None = strawberry.field(description="Who submitted this version; never its reviewer.")
     reviewed_by: str | None
     return_reason: str | None
+    correction_reason: str | None = strawberry.field(
+        description="Set on a version that corrects the accepted one before it (correctValue)."
+    )
     _row: strawberry.Private[workflow.Submission]
 
     @classmethod
@@ -82,8 +90,10 @@ class Submission(Node):
             submitted_at=s.submitted_at,
             on_time=s.on_time,
             reviewed_at=s.reviewed_at,
+            submitted_by=s.submitted_by,
             reviewed_by=s.reviewed_by,
             return_reason=s.return_reason,
+            correction_reason=s.correction_reason,
             _row=s,
         )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, NewType
 
 import orjson
 import strawberry
 
 from resolvers.errors import BadUserInput
+from resolvers.exact import parse_figure
 from resolvers.periods import Period as PeriodValue
 
 
@@ -19,13 +20,7 @@ def _parse_period(value: Any) -> str:
 def _parse_decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise BadUserInput('a decimal is written as a string or a number, e.g. "1234.56"')
-    try:
-        parsed = Decimal(str(value))
-    except InvalidOperation:
-        raise BadUserInput(f"{value!r} is not a decimal number") from None
-    if not parsed.is_finite():
-        raise BadUserInput("a decimal must be finite")
-    return parsed
+    return parse_figure(str(value))
 
 
 def _refuse_block(value: Any) -> str:

@@ -86,34 +86,46 @@ async def test_province_monthly_report_on_time_and_late(gql, token_for, clock, p
     assert states["UBND_79"] == "ON_TIME" and states["UBND_01"] == "LATE" and states["UBND_92"] == "OVERDUE"
 
 
-async def test_correction_after_acceptance_keeps_history(gql, token_for, clock, pool) -> None:
+async def test_correction_after_acceptance_is_reviewed_then_keeps_history(gql, token_for, clock, pool) -> None:
     hue = await token_for("UBND_46", "reports:submit")
     office = await token_for("VPCP", "reports:review data:read field:growth")
     clock.now = datetime(2026, 11, 16, 9, 0, tzinfo=VN)
     submission = await fill_monthly(gql, hue, pool, "46", "2026-M11")
     await gql(hue, SUBMIT, s=submission, k=key())
     await gql(office, REVIEW, s=submission, d="ACCEPT", k=key())
-    correct = 'mutation($s: Int!, $k: String!) { correctValue(submissionId: $s, cell: {indicator: "RETAIL", value: "12345.60"}, reason: "typo in the retail total", idempotencyKey: $k) { status } }'
-    assert (await gql(hue, correct, s=submission, k=key()))["data"]["correctValue"]["status"] == "ACCEPTED"
+    value = '{ observation(indicator: "RETAIL", unit: "46", period: "2026-M11") { value } }'
+    accepted_value = (await gql(office, value))["data"]["observation"]["value"]
+    correct = 'mutation($s: Int!, $k: String!) { correctValue(submissionId: $s, cells: [{indicator: "RETAIL", value: "12345.60"}], reason: "typo in the retail total", idempotencyKey: $k) { submissionId status version correctionReason submittedBy } }'
+    correction = (await gql(hue, correct, s=submission, k=key()))["data"]["correctValue"]
+    assert (correction["status"], correction["version"]) == ("SUBMITTED", 2)
+    assert correction["correctionReason"] == "typo in the retail total"
+    # Four eyes: nothing changes for readers until the receiving agency accepts the correction.
+    assert (await gql(office, value))["data"]["observation"]["value"] == accepted_value
+    reviewed = (await gql(office, REVIEW, s=correction["submissionId"], d="ACCEPT", k=key()))["data"]["reviewReport"]
+    assert [(v["version"], v["status"]) for v in reviewed["versions"]] == [(1, "SUPERSEDED"), (2, "ACCEPTED")]
     history = await gql(
         office,
         '{ valueHistory(indicator: "RETAIL", unit: "46", period: "2026-M11") { value reason current recordedBy submissionId } }',
     )
     revisions = history["data"]["valueHistory"]
     assert len(revisions) == 2
-    assert revisions[1]["value"] == 12345.6 and revisions[1]["reason"] == "typo in the retail total"
+    assert revisions[1]["value"] == 12345.6 and revisions[1]["reason"] == "correction: typo in the retail total"
+    assert revisions[1]["submissionId"] == correction["submissionId"]
     assert [r["current"] for r in revisions] == [False, True]
+    # Only the corrected cell became a new revision: the others are still the first version's.
+    unchanged = await pool.fetchval(
+        "SELECT count(*) FROM observation_revision r JOIN admin_unit u ON u.id = r.unit_id"
+        " WHERE u.code = '46' AND r.period = '2026-M11' AND r.indicator_code <> 'RETAIL' AND r.submission_id = $1",
+        correction["submissionId"],
+    )
+    assert unchanged == 0
     history = await gql(
-        hue, "query($s: Int!) { submission(submissionId: $s) { history { action actorAgency } } }", s=submission
+        hue,
+        "query($s: Int!) { submission(submissionId: $s) { history { action actorAgency } } }",
+        s=correction["submissionId"],
     )
     actions = [h["action"] for h in history["data"]["submission"]["history"]]
-    assert actions == [
-        "submission.open",
-        "submission.values",
-        "submission.submit",
-        "submission.accept",
-        "observation.correct",
-    ]
+    assert actions == ["submission.correct", "submission.values", "submission.submit", "submission.accept"]
 
 
 async def test_ministry_quarterly_report_late_then_returned(gql, token_for, clock, pool) -> None:

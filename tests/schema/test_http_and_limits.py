@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import subprocess
+import sys
 import time
 
 import asyncpg
@@ -335,3 +337,11 @@ def test_committed_schema_matches_the_code() -> None:
     assert committed == print_schema(), (
         "schema.graphql drifted: regenerate it with `nrhub schema print > schema.graphql`"
     )
+
+
+def test_nrhub_schema_print_writes_the_committed_schema() -> None:
+    printed = subprocess.run(
+        [sys.executable, "-m", "hub.cli", "schema", "print"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == (ROOT / "schema.graphql").read_text(encoding="utf-8")
