@@ -16,6 +16,7 @@ from typing import Any
 
 from hub.cli_audit import AuditFailure, add_audit_commands
 from hub.cli_auth import EXPECTED_AUTH_ERRORS, add_auth_commands
+from hub.cli_catalogue import CatalogueFileError, add_catalogue_commands
 from hub.cli_regimes import RegimeFileError, add_regime_commands
 from hub.collector import settle_collector
 from hub.database import DatabaseUnreachable, connect
@@ -33,6 +34,7 @@ EXPECTED_ERRORS = (
     *EXPECTED_AUTH_ERRORS,
     AuditFailure,
     RegimeFileError,
+    CatalogueFileError,
 )
 
 
@@ -121,6 +123,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_auth_commands(commands, _with_database)
     add_audit_commands(commands, _with_database)
     add_regime_commands(commands, _with_database)
+    add_catalogue_commands(commands, _with_database)
     return parser
 
 
