@@ -23,7 +23,7 @@ from auth.principal import Principal
 from auth.resource import Authenticator
 from auth.server import AuthorizationServer, ServerSettings
 from hub.bulk_http import upload_values
-from hub.database import create_pool
+from hub.database import create_owner_pool, create_pool
 from hub.graphql_http import GraphQLEndpoint, read_headers
 from hub.migrate import MigrationError, pending_migrations
 from hub.settings import Settings
@@ -46,7 +46,8 @@ class HubState:
     """What the lifespan opens and every request shares."""
 
     settings: Settings
-    pool: asyncpg.Pool
+    pool: asyncpg.Pool  # requests: logged in as the request role (hub/database.py)
+    owner: asyncpg.Pool  # signing keys, the GraphiQL client, the migration ledger: never a request's SQL
     authenticator: Authenticator
     oauth: AuthorizationServer
     events: EventHub
@@ -72,10 +73,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, HubState]]:
+        owner = await create_owner_pool(database_url)
         pool = await create_pool(settings, database_url)
         if settings.graphiql:
-            await ensure_graphiql_client(pool, settings.issuer_url)
-        keys = KeyStore(pool)
+            await ensure_graphiql_client(owner, settings.issuer_url)
+        keys = KeyStore(owner)  # the request role may not read private keys (migration 0012)
         public = PublicReader(pool, enabled=settings.public_read)
         # One HTTP client for the trusted issuers' JWKS, closed with the app.
         jwks_http = httpx.AsyncClient(follow_redirects=False)
@@ -105,13 +107,15 @@ def create_app(
         if after_start is not None:
             after_start()
         try:
-            yield {"hub": HubState(settings, pool, authenticator, oauth, events, connections, sources, federated)}
+            state = HubState(settings, pool, owner, authenticator, oauth, events, connections, sources, federated)
+            yield {"hub": state}
         finally:
             await connections.stop()
             await events.stop()
             await sources.close()
             await jwks_http.aclose()
             await pool.close()
+            await owner.close()
 
     async def bearer(request: Request) -> Principal:
         authorization = read_headers(request, _AUTHORIZATION).get(b"authorization")
@@ -202,8 +206,11 @@ async def readyz(request: Request) -> JSONResponse:
     """The database answers and every migration is applied; 503 otherwise."""
     state: HubState = request.state.hub
     try:
-        async with state.pool.acquire(timeout=2) as conn:
+        async with state.owner.acquire(timeout=2) as conn:
             pending = await pending_migrations(conn)
+        if not pending:  # and the request role logs in (it cannot before the migrations)
+            async with state.pool.acquire(timeout=2) as conn:
+                await conn.fetchval("SELECT 1")
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         log.warning("readiness: database unreachable: %s", exc)
         return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, 503)

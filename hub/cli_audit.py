@@ -3,6 +3,10 @@
 A checkpoint is a JWS (ES256, signed with the hub's current signing key) over the entry count and
 the head hash. Verifying against it catches what the chain alone cannot: a tail rewritten in full,
 with every hash recomputed, no longer ends in the head the checkpoint recorded.
+
+Verify also proves what is served (resolvers.audit.verify_served): the API reads observation_current
+and observation_latest, not the chain, so a figure edited there, or a revision added without its
+audit entry, must fail verify as surely as an edited entry.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from joserfc.jwk import ECKey, KeySet
 from auth.keys import ALGORITHM, rotate_key
 from hub.database import connect
 from hub.settings import Settings
-from resolvers.audit import verify_chain
+from resolvers.audit import verify_chain, verify_served
 
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 
@@ -40,10 +44,12 @@ def add_audit_commands(commands: argparse._SubParsersAction, with_database: With
     sub = audit.add_subparsers(title="audit commands", metavar="COMMAND")
     verify = sub.add_parser(
         "verify",
-        help="recompute the chain and the values it covers; name the first bad entry",
-        description="Recompute every entry's hash and the digests of the observation values entries cover. "
-        "Exit 0 when all verify; else exit 1 naming the first bad entry. With --checkpoint, also check that "
-        "the chain still passes through the checkpoint's head.",
+        help="recompute the chain, the values it covers and the served tables; name the first problem",
+        description="Recompute every entry's hash and the digests of the observation values entries cover; "
+        "check that every observation revision is covered by an entry, and that observation_current and "
+        "observation_latest (what the API serves) are exactly what the revisions say. Exit 0 when all "
+        "verify; else exit 1 naming the first bad entry, or the revisions and served rows that differ. With "
+        "--checkpoint, also check that the chain still passes through the checkpoint's head.",
     )
     verify.add_argument("--checkpoint", type=Path, help="a file written by `nrhub audit checkpoint`")
     verify.set_defaults(
@@ -79,14 +85,22 @@ def _write_checkpoint(settings: Settings, file: Path, with_database: WithDatabas
 async def _verify(url: str, checkpoint: str | None) -> int:
     conn = await connect(url)
     try:
-        result = await verify_chain(conn)
-        if result.problem:
-            raise AuditFailure(result.problem)
-        if checkpoint is not None:
-            await _check_checkpoint(conn, checkpoint)
+        # One snapshot for every check: a report accepted meanwhile is seen whole or not at all.
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            result = await verify_chain(conn)
+            if result.problem:
+                raise AuditFailure(result.problem)
+            if checkpoint is not None:
+                await _check_checkpoint(conn, checkpoint)
+            problem = await verify_served(conn)
+            if problem:
+                raise AuditFailure(problem)
     finally:
         await conn.close()
-    print(f"audit chain verifies: {result.entries} entries, head {result.head_hash.hex()}")
+    print(
+        f"audit chain verifies: {result.entries} entries, head {result.head_hash.hex()};"
+        " every revision is audited and the served tables match them"
+    )
     return 0
 
 

@@ -1,10 +1,16 @@
-"""The asyncpg pool the hub serves from, and the connection errors it reports in plain words."""
+"""The asyncpg pools the hub serves from, and the connection errors it reports in plain words.
+
+Requests run on a pool logged in as the request role ``nrhub_app`` (migration 0012), never as the
+configured URL's user, who owns the tables and runs migrations and operator commands: a role a
+request connection cannot leave (no SET ROLE from a superuser, which RESET ROLE would undo).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -17,17 +23,45 @@ class DatabaseUnreachable(Exception):
 
 
 APP_ROLE = "nrhub_app"
+log = logging.getLogger("hub")
+
+# Whoever serves requests must not be able to step out of the request role's grants (migration 0012):
+# not a superuser, and not a role that may write the tables the API serves (the owner's URL given
+# by mistake). Checked on every new connection, so no setting can turn the boundary off silently.
+_CHECK_ROLE = """
+SELECT current_user AS name, rolsuper AS superuser,
+       coalesce(has_table_privilege(to_regclass('observation_current'), 'UPDATE'), false) AS writes_served
+FROM pg_roles WHERE rolname = current_user
+"""
+
+
+class UnsafeRequestRole(DatabaseUnreachable):
+    """Request connections would run as a role that can bypass the request role's grants."""
+
+
+def request_url(settings: Settings, url: str) -> str:
+    """The URL request connections log in with: ``request_database_url``, else ``url`` as nrhub_app.
+
+    The derived URL drops the password: the embedded server trusts its private socket, and other
+    servers authenticate nrhub_app by their own means (trust, peer, cert, ~/.pgpass) unless the
+    operator configures the request URL with its password.
+    """
+    if settings.request_database_url:
+        return settings.request_database_url
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    query = "&".join(p for p in parts.query.split("&") if p and p.split("=")[0] not in ("user", "password"))
+    return urlunsplit((parts.scheme, f"{APP_ROLE}@{host}", parts.path, query, parts.fragment))
 
 
 async def _init_request_connection(conn: asyncpg.Connection) -> None:
-    # Serve as the restricted role (migration 0009), whatever the URL's user: request code cannot
-    # UPDATE, DELETE or TRUNCATE audit entries or observation revisions. Before that migration
-    # the role does not exist yet, and /readyz reports the pending migration. (The CLI's
-    # operator commands, migrations included, keep the URL's own user.)
-    try:
-        await conn.execute(f"SET ROLE {APP_ROLE}")
-    except asyncpg.UndefinedObjectError:
-        pass
+    role = await conn.fetchrow(_CHECK_ROLE)
+    if role["superuser"] or role["writes_served"]:
+        what = "a superuser" if role["superuser"] else "a role that may write observation_current"
+        raise UnsafeRequestRole(
+            f"request connections must not log in as {role['name']}, {what}; they log in as {APP_ROLE} "
+            "(setting request_database_url)"
+        )
     await _init_connection(conn)
 
 
@@ -52,21 +86,61 @@ async def _reset(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
-    """Open the pool; raise DatabaseUnreachable with a one-line reason when it cannot connect."""
+    """Open the request pool, logged in as the request role; ``url`` is the owner's (migrations, CLI).
+
+    Raises DatabaseUnreachable with a one-line reason when it cannot connect. Before migration 0012
+    the request role cannot log in yet: the pool then opens its connections on first use, and
+    /readyz reports the pending migrations meanwhile.
+    """
+    target = request_url(settings, url)
+    options: dict[str, Any] = {
+        "max_size": settings.pool_max_size,
+        "init": _init_request_connection,
+        "reset": _reset,
+        "timeout": 10,
+        "command_timeout": 60,
+    }
     try:
-        pool = await asyncpg.create_pool(
-            url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            init=_init_request_connection,
-            reset=_reset,
-            timeout=10,
-            command_timeout=60,
-        )
+        try:
+            pool = await asyncpg.create_pool(target, min_size=settings.pool_min_size, **options)
+        except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError) as exc:
+            if not await _request_role_pending(url):
+                raise
+            log.warning("request role %s cannot log in until the migrations are applied: %s", APP_ROLE, exc)
+            pool = await asyncpg.create_pool(target, min_size=0, **options)
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        raise DatabaseUnreachable(
+            f"cannot connect to the database at {describe(target)} as {_user(target)}: {exc}"
+        ) from exc
+    assert pool is not None
+    return pool
+
+
+async def create_owner_pool(url: str, size: int = 2) -> asyncpg.Pool:
+    """A small pool of the owner's connections for what requests must not do themselves: load and
+    make signing keys (private keys are out of the request role's reach) and register the built-in
+    GraphiQL client at start. Nothing a request sends runs on it."""
+    try:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=size, init=_init_connection, timeout=10)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnreachable(f"cannot connect to the database at {describe(url)}: {exc}") from exc
     assert pool is not None
     return pool
+
+
+async def _request_role_pending(url: str) -> bool:
+    """True when migration 0012, which lets the request role log in, is not applied yet."""
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        if not await conn.fetchval("SELECT to_regclass('schema_migration') IS NOT NULL"):
+            return True
+        return not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM schema_migration WHERE version = 12)")
+    finally:
+        await conn.close()
+
+
+def _user(url: str) -> str:
+    return urlsplit(url).username or "the default user"
 
 
 async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:

@@ -30,6 +30,8 @@ class Settings:
     """Every setting the hub knows, with its default. README's configuration table mirrors this."""
 
     database_url: str | None = None
+    # Request connections' URL (README: "Database roles"); unset: database_url's with nrhub_app as its user.
+    request_database_url: str | None = None
     data_dir: Path = Path(".hub-data")
     host: str = "127.0.0.1"
     port: int = 8000
@@ -167,6 +169,10 @@ def _validated(settings: Settings) -> Settings:
         raise ConfigError(f"setting port must be between 1 and 65535, got {settings.port}")
     if settings.database_url is not None:
         _check_database_url(settings.database_url)
+    if settings.request_database_url is not None:
+        if settings.database_url is None:
+            raise ConfigError("setting request_database_url needs database_url (the embedded server needs neither)")
+        _check_database_url(settings.request_database_url, "request_database_url")
     if not 1 <= settings.pool_min_size <= settings.pool_max_size:
         raise ConfigError("settings need 1 <= pool_min_size <= pool_max_size")
     if settings.log_level not in {"debug", "info", "warning", "error"}:
@@ -204,10 +210,10 @@ def _validated(settings: Settings) -> Settings:
     return settings
 
 
-def _check_database_url(url: str) -> None:
+def _check_database_url(url: str, name: str = "database_url") -> None:
     if not url.startswith(("postgresql://", "postgres://")):
-        raise ConfigError("setting database_url must be a postgresql:// URL")
+        raise ConfigError(f"setting {name} must be a postgresql:// URL")
     try:
         urlsplit(url).port  # noqa: B018 - parsing is the check: a port out of range raises
     except ValueError as exc:
-        raise ConfigError(f"setting database_url is malformed: {exc}") from None
+        raise ConfigError(f"setting {name} is malformed: {exc}") from None

@@ -7,6 +7,11 @@ are written as strings), so what is read back from jsonb hashes to the same byte
 Appends are serialised by a transaction-scoped advisory lock, so the chain stays linear under
 concurrency; the UNIQUE prev_hash column is the backstop. Entries about values carry a digest of
 the observation revisions they cover, so ``verify`` notices an edited value row as well.
+
+The API reads neither the chain nor the revisions but observation_current and observation_latest,
+so ``verify_served`` proves those too: every revision is covered by an audit entry, and both served
+tables are exactly what the revisions say (recomputed here, independently of the trigger that
+keeps them).
 """
 
 from __future__ import annotations
@@ -203,3 +208,104 @@ async def _check_covered_values(conn: asyncpg.Connection, after: Any) -> str | N
     if actual != after["revision_digest"]:
         return "the observation values it covers were altered"
     return None
+
+
+# Revisions no verified entry covers: acceptances list their revision ids, loads a range of one source.
+_UNCOVERED = """
+WITH listed AS (
+    SELECT DISTINCT jsonb_array_elements_text(after->'revisions')::bigint AS id FROM audit_entry
+    WHERE after ? 'revision_digest' AND jsonb_typeof(after->'revisions') = 'array'
+), ranges AS (  -- one multirange per source: a binary search per revision, however many loads
+    SELECT after->>'source' AS source,
+           range_agg(int8range((after->'revision_range'->>0)::bigint, (after->'revision_range'->>1)::bigint,
+                               '[]')) AS ids
+    FROM audit_entry
+    WHERE after ? 'revision_digest' AND NOT after ? 'revisions' AND jsonb_typeof(after->'revision_range') = 'array'
+    GROUP BY 1
+)
+SELECT r.id, r.indicator_code, r.unit_id, u.code AS unit_code, r.period, r.dims, count(*) OVER () AS total
+FROM observation_revision r LEFT JOIN admin_unit u ON u.id = r.unit_id
+WHERE NOT EXISTS (SELECT 1 FROM listed l WHERE l.id = r.id)
+  AND NOT EXISTS (SELECT 1 FROM ranges g WHERE g.source = r.source AND r.id <@ g.ids)
+ORDER BY r.id LIMIT 3
+"""
+# What the served tables must hold. A key's current revision is the one nothing supersedes (history
+# is one chain per key); a series' latest is the current revision of its latest period. Values are
+# compared as text: 1.50 served for 1.5 is a change a reader sees.
+_EXPECTED_CURRENT = """
+SELECT r.indicator_code, r.unit_id, r.period, r.dims, r.value, r.status, r.id AS revision_id, r.submission_id, r.source
+FROM observation_revision r
+WHERE NOT EXISTS (SELECT 1 FROM observation_revision n WHERE n.previous_id = r.id)
+"""
+
+
+def _differences(table: str, expected: str, key: tuple[str, ...], compared: tuple[str, ...]) -> str:
+    """Rows of ``table`` that differ from ``expected`` (missing, extra or changed), the first three."""
+    join = " AND ".join(f"s.{c} = e.{c}" for c in key)
+    return f"""
+WITH expected AS ({expected})
+SELECT coalesce(e.indicator_code, s.indicator_code) AS indicator_code, coalesce(e.unit_id, s.unit_id) AS unit_id,
+       u.code AS unit_code, coalesce(e.period, s.period) AS period, coalesce(e.dims, s.dims) AS dims,
+       s.value::text AS served, s.revision_id AS served_revision, e.value::text AS expected,
+       e.revision_id AS expected_revision, count(*) OVER () AS total
+FROM expected e FULL JOIN {table} s ON {join}
+LEFT JOIN admin_unit u ON u.id = coalesce(e.unit_id, s.unit_id)
+WHERE ({", ".join(f"e.{c}" for c in compared)}) IS DISTINCT FROM ({", ".join(f"s.{c}" for c in compared)})
+ORDER BY 1, 2, 4, 5 LIMIT 3
+"""
+
+
+_COMPARED = ("value::text", "status", "revision_id", "submission_id", "source")
+_CURRENT_DIFFERENCES = _differences(
+    "observation_current", _EXPECTED_CURRENT, ("indicator_code", "unit_id", "period", "dims"), _COMPARED
+)
+_LATEST_DIFFERENCES = _differences(
+    "observation_latest",
+    f"SELECT DISTINCT ON (indicator_code, unit_id, dims) * FROM ({_EXPECTED_CURRENT}) AS c"
+    " ORDER BY indicator_code, unit_id, dims, period DESC",
+    ("indicator_code", "unit_id", "dims"),
+    (*_COMPARED, "period"),
+)
+
+
+async def verify_served(conn: asyncpg.Connection) -> str | None:
+    """Check what the API serves against the audited history; None, or the differences in one line.
+
+    Run it in the same REPEATABLE READ snapshot as ``verify_chain``, so a report accepted meanwhile
+    is seen whole or not at all.
+    """
+    rows = await conn.fetch(_UNCOVERED)
+    if rows:
+        named = "; ".join(f"observation_revision {r['id']} ({_key(r)})" for r in rows)
+        return f"{_count(rows, 'revision')} covered by no audit entry (added outside the audited paths): {named}"
+    for table, query in (("observation_current", _CURRENT_DIFFERENCES), ("observation_latest", _LATEST_DIFFERENCES)):
+        rows = await conn.fetch(query)
+        if rows:
+            named = "; ".join(_difference(r) for r in rows)
+            return f"{table} differs from the revisions at {_count(rows, 'key')}: {named}"
+    return None
+
+
+def _count(rows: list[asyncpg.Record], noun: str) -> str:
+    total = rows[0]["total"]
+    more = f" (the first {len(rows)} named)" if total > len(rows) else ""
+    return f"{total} {noun}{'s' if total != 1 else ''}{more}"
+
+
+def _key(row: asyncpg.Record) -> str:
+    unit = f"unit {row['unit_code']} (id {row['unit_id']})"
+    return f"{row['indicator_code']}, {unit}, {row['period']}, {row['dims'] or 'total'}"
+
+
+def _difference(row: asyncpg.Record) -> str:
+    if row["served"] is None:
+        return f"{_key(row)} is missing, revision {row['expected_revision']} says {row['expected']} (deleted)"
+    if row["expected"] is None:
+        served = f"{row['served']} (revision {row['served_revision']})"
+        return f"{_key(row)} serves {served}, which no current revision backs"
+    if (row["served"], row["served_revision"]) == (row["expected"], row["expected_revision"]):
+        return f"{_key(row)} differs from revision {row['expected_revision']} in its status, provenance or period"
+    return (
+        f"{_key(row)} serves {row['served']} (revision {row['served_revision']}),"
+        f" revision {row['expected_revision']} says {row['expected']}"
+    )

@@ -78,12 +78,21 @@ def test_an_empty_database_url_means_the_embedded_server():
         ("HUB_POOL_MIN_SIZE", "20"),
         ("HUB_MAX_DEPTH", "-1"),
         ("HUB_DATABASE_URL", "mysql://db/hub"),
+        ("HUB_REQUEST_DATABASE_URL", "postgresql://nrhub_app@db/hub"),  # without HUB_DATABASE_URL
     ],
 )
 def test_a_bad_value_is_refused_naming_the_setting(name, raw):
     with pytest.raises(ConfigError) as refused:
         load_settings(environ={name: raw})
     assert name.removeprefix("HUB_").lower() in str(refused.value)
+
+
+def test_the_request_database_url_goes_with_a_database_url():
+    owner, requests = "postgresql://hub@db/hub", "postgresql://nrhub_app:secret@db/hub"
+    settings = load_settings(environ={"HUB_DATABASE_URL": owner, "HUB_REQUEST_DATABASE_URL": requests})
+    assert settings.request_database_url == requests
+    with pytest.raises(ConfigError, match="request_database_url must be a postgresql:// URL"):
+        load_settings(environ={"HUB_DATABASE_URL": owner, "HUB_REQUEST_DATABASE_URL": "db/hub"})
 
 
 def test_toml_values_keep_their_types_and_are_checked(toml):

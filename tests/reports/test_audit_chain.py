@@ -174,6 +174,9 @@ async def test_an_edited_demo_loaded_value_names_the_load(tampered: Tampered, nr
 async def _rewrite_tail(conn: asyncpg.Connection, first: int, revision: int) -> None:
     """What a careful forger does: change a published value, its entry's digest, and rehash every entry after."""
     await conn.execute("UPDATE observation_revision SET value = value + 1000 WHERE id = $1", revision)
+    # And the served copies, which verify recomputes from the revisions (tests/trust/test_verify_served.py).
+    for table in ("observation_current", "observation_latest"):
+        await conn.execute(f"UPDATE {table} SET value = value + 1000 WHERE revision_id = $1", revision)
     rows = await conn.fetch(
         "SELECT seq, occurred_at, actor_agency, actor_client, actor_user, action, subject, before::text,"
         " after::text, request_id, hash FROM audit_entry ORDER BY seq"
