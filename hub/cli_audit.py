@@ -6,7 +6,8 @@ with every hash recomputed, no longer ends in the head the checkpoint recorded.
 
 Verify also proves what is served (resolvers.audit.verify_served): the API reads observation_current
 and observation_latest, not the chain, so a figure edited there, or a revision added without its
-audit entry, must fail verify as surely as an edited entry.
+audit entry, must fail verify as surely as an edited entry. So must a catalogue changed since its
+last seal (resolvers.catalogue_admin): an indicator made PUBLIC or a source repointed by SQL.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from auth.keys import ALGORITHM, rotate_key
 from hub.database import connect
 from hub.settings import Settings
 from resolvers.audit import verify_chain, verify_served
+from resolvers.catalogue_admin import verify_catalogue
 
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 
@@ -47,7 +49,8 @@ def add_audit_commands(commands: argparse._SubParsersAction, with_database: With
         help="recompute the chain, the values it covers and the served tables; name the first problem",
         description="Recompute every entry's hash and the digests of the observation values entries cover; "
         "check that every observation revision is covered by an entry, and that observation_current and "
-        "observation_latest (what the API serves) are exactly what the revisions say. Exit 0 when all "
+        "observation_latest (what the API serves) are exactly what the revisions say, and that the catalogue "
+        "(indicators, units, dimensions, agencies) is as last sealed by `nrhub catalogue`. Exit 0 when all "
         "verify; else exit 1 naming the first bad entry, or the revisions and served rows that differ. With "
         "--checkpoint, also check that the chain still passes through the checkpoint's head.",
     )
@@ -95,11 +98,15 @@ async def _verify(url: str, checkpoint: str | None) -> int:
             problem = await verify_served(conn)
             if problem:
                 raise AuditFailure(problem)
+            seal, problem = await verify_catalogue(conn)
+            if problem:
+                raise AuditFailure(problem)
     finally:
         await conn.close()
+    catalogue = f"the catalogue matches its seal (entry {seal})" if seal else "the catalogue was never sealed"
     print(
         f"audit chain verifies: {result.entries} entries, head {result.head_hash.hex()};"
-        " every revision is audited and the served tables match them"
+        f" every revision is audited and the served tables match them; {catalogue}"
     )
     return 0
 

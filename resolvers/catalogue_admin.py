@@ -87,6 +87,23 @@ async def last_seal(conn: asyncpg.Connection) -> dict[str, dict[str, str]] | Non
     return rows  # type: ignore[no-any-return]
 
 
+async def verify_catalogue(conn: asyncpg.Connection) -> tuple[int | None, str | None]:
+    """The latest seal's entry (None: never sealed) and the rows changed since, in one line (None: none)."""
+    seal_row = await conn.fetchrow(
+        "SELECT seq, after->'rows' AS rows FROM audit_entry WHERE action = $1 ORDER BY seq DESC LIMIT 1", SEAL_ACTION
+    )
+    if seal_row is None:
+        return None, None
+    changed = unsealed(seal_row["rows"], await catalogue_rows(conn))
+    if not changed:
+        return seal_row["seq"], None
+    named = "; ".join(changed[:20]) + (f" (the first 20 of {len(changed)} named)" if len(changed) > 20 else "")
+    return seal_row["seq"], (
+        f"the catalogue differs from its seal (audit entry {seal_row['seq']}) at {len(changed)} "
+        f"row{'s' if len(changed) != 1 else ''}, changed outside `nrhub catalogue import`: {named}"
+    )
+
+
 def unsealed(sealed: dict[str, dict[str, str]], now: dict[str, dict[str, str]]) -> list[str]:
     """Each row added, changed or removed since the seal, as ``table key (what)``."""
     found = []

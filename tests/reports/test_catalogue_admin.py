@@ -104,3 +104,24 @@ async def test_seal_names_what_changed_by_hand(clone_demo, nrhub) -> None:
     run = await nrhub("catalogue", "seal", database_url=url)
     assert run.returncode == 0, run.stderr
     assert run.stdout.splitlines()[1:] == ["  since the last seal: indicator TRAINED_LAB (changed)"]
+
+
+async def test_verify_names_a_catalogue_row_changed_since_its_seal(clone_demo, nrhub) -> None:
+    """An indicator made PUBLIC by SQL fails `audit verify` until an operator seals it (which shows)."""
+    url = await clone_demo()
+    assert (await nrhub("catalogue", "seal", database_url=url)).returncode == 0
+    verified = await nrhub("audit", "verify", database_url=url)
+    assert verified.returncode == 0 and "the catalogue matches its seal" in verified.stdout, verified.stderr
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("UPDATE indicator SET source = 'elsewhere' WHERE code = 'POVERTY'")
+        await conn.execute("DELETE FROM dimension_value WHERE dimension_code = 'SEX' AND code = 'F'")
+    except asyncpg.ForeignKeyViolationError:
+        pass  # a value in use cannot go; the indicator's change is enough
+    finally:
+        await conn.close()
+    failed = await nrhub("audit", "verify", database_url=url)
+    assert failed.returncode == 1, failed.stdout
+    assert "the catalogue differs from its seal" in failed.stderr and "indicator POVERTY (changed)" in failed.stderr
+    assert (await nrhub("catalogue", "seal", database_url=url)).returncode == 0
+    assert (await nrhub("audit", "verify", database_url=url)).returncode == 0
