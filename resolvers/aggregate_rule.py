@@ -2,15 +2,15 @@
 
 Migration 0005 defines the rule inside PostgreSQL for the hub's own values; resolvers/sources/
 aggregate.py follows it over a source's answers. Both meet here: the result, how parts combine
-(a sum is exact; an average and a rate are computed by PostgreSQL, whose numeric division decides
-their digits, so both paths give the same ones), and the least final status of the parts.
+(a sum is exact: resolvers.exact; an average and a rate are computed by PostgreSQL, whose numeric
+division decides their digits, so both paths give the same ones), and the least final status of the parts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 
 from resolvers.queryable import Queryable
 
@@ -38,13 +38,6 @@ NOTHING = Aggregate(None, None, 0)
 
 def least_final(statuses: Sequence[str]) -> str:
     return min(statuses, key=_RANK.__getitem__)
-
-
-def exact_sum(values: Sequence[Decimal]) -> Decimal:
-    """PostgreSQL's numeric sum: exact, whatever the number of digits (Decimal's default rounds at 28)."""
-    with localcontext() as context:
-        context.prec = 1000
-        return sum(values, Decimal(0))
 
 
 async def averages(db: Queryable, groups: Sequence[Sequence[Decimal]]) -> list[Decimal]:

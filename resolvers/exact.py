@@ -8,6 +8,7 @@ figure would be published as a different number from the one the audit records.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 
 from resolvers.errors import BadUserInput
@@ -41,11 +42,20 @@ def check_figure(value: Decimal) -> Decimal:
     return value
 
 
-def exact_sum(values: list[Decimal]) -> Decimal:
+def exact_sum(values: Sequence[Decimal]) -> Decimal:
+    """PostgreSQL's numeric sum: exact, whatever the number of digits."""
     total = Decimal(0)
     for value in values:
         total = EXACT.add(total, value)
     return total
+
+
+def written(value: Decimal) -> str:
+    """A figure as people read it: its stored digits, never exponent form (20000, not 2E+4).
+
+    asyncpg decodes numeric 20000 as Decimal('2E+4'); ``str`` would print that.
+    """
+    return format(value, "f")
 
 
 def _shown(text: str) -> str:

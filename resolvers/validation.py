@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from resolvers.exact import exact_sum
+from resolvers.exact import exact_sum, written
 from resolvers.periods import Period
 
 if TYPE_CHECKING:
@@ -60,11 +60,13 @@ async def validate_values(conn: Any, submission: Submission) -> list[Problem]:
             continue
         cells[(where, code)][dims] = value
         if r["value_type"] == "INTEGER" and value != value.to_integral_value():
-            problems.append(Problem(code, dims, f"{where}{value} is not a whole number", "ERROR"))
+            problems.append(Problem(code, dims, f"{where}{written(value)} is not a whole number", "ERROR"))
         if r["min_value"] is not None and value < r["min_value"]:
-            problems.append(Problem(code, dims, f"{where}{value} is below the minimum {r['min_value']}", "ERROR"))
+            below = f"{where}{written(value)} is below the minimum {written(r['min_value'])}"
+            problems.append(Problem(code, dims, below, "ERROR"))
         if r["max_value"] is not None and value > r["max_value"]:
-            problems.append(Problem(code, dims, f"{where}{value} is above the maximum {r['max_value']}", "ERROR"))
+            above = f"{where}{written(value)} is above the maximum {written(r['max_value'])}"
+            problems.append(Problem(code, dims, above, "ERROR"))
         jump = r["jump_threshold"]
         if jump is not None and r["previous"] and abs(value - r["previous"]) / abs(r["previous"]) > jump:
             # The previous figure is not quoted: the submitter may not be allowed to read it.
@@ -87,7 +89,7 @@ def _parts_add_up(code: str, cells: dict[str, Decimal], where: str) -> list[Prob
             by_dimension[dims.split("=")[0]].append(value)
     sums = {dimension: exact_sum(parts) for dimension, parts in by_dimension.items() if len(parts) > 1}
     return [
-        Problem(code, "", f"{where}the {dimension} parts add up to {parts_sum}, not to the total {total}", "ERROR")
-        for dimension, parts_sum in sorted(sums.items())
-        if parts_sum != total
+        Problem(code, "", f"{where}the {dimension} parts add up to {written(parts)}, not {written(total)}", "ERROR")
+        for dimension, parts in sorted(sums.items())
+        if parts != total
     ]

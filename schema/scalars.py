@@ -9,7 +9,7 @@ import orjson
 import strawberry
 
 from resolvers.errors import BadUserInput
-from resolvers.exact import parse_figure
+from resolvers.exact import parse_figure, written
 from resolvers.periods import Period as PeriodValue
 
 
@@ -45,7 +45,7 @@ SCALAR_MAP = {
         name="Decimal",
         description="An exact decimal number, written as a JSON number with its stored digits. "
         'As input, a string ("1234.56") or a number.',
-        serialize=lambda d: orjson.Fragment(str(d).encode()),
+        serialize=lambda d: orjson.Fragment(written(d).encode()),
         parse_value=_parse_decimal,
     ),
     DataBlock: strawberry.scalar(

@@ -25,8 +25,9 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from resolvers.aggregate_rule import NOTHING, Aggregate, averages, exact_sum, least_final
+from resolvers.aggregate_rule import NOTHING, Aggregate, averages, least_final
 from resolvers.errors import BadUserInput, SourceUnavailable
+from resolvers.exact import exact_sum
 from resolvers.observations import UnitKey
 from resolvers.periods import Period
 from resolvers.queryable import Queryable

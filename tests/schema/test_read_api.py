@@ -234,3 +234,19 @@ async def test_point_lookup_of_one_value(hub_url: str, pool) -> None:
     assert "errors" not in inside and inside["data"]["observation"]["value"] == expected
     _, denied = await gql(hub_url, query, x_test_indicators="UNEMP")
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN" and denied["data"]["observation"] is None
+
+
+async def test_values_are_written_with_their_digits_never_in_exponent_form(hub_url: str, pool) -> None:
+    """asyncpg decodes numeric 20000 as Decimal('2E+4'); the API wrote that (issue 17)."""
+    row = await pool.fetchrow(
+        "SELECT c.indicator_code, u.code, c.period, c.value FROM observation_current c"
+        " JOIN admin_unit u ON u.id = c.unit_id WHERE c.dims = '' AND c.value <> 0 AND c.value % 10000 = 0"
+        " AND u.valid_to IS NULL ORDER BY c.revision_id LIMIT 1"
+    )
+    assert row is not None, "the demo has a figure that is a multiple of 10,000"
+    query = f'{{ observation(indicator: "{row["indicator_code"]}", unit: "{row["code"]}", period: "{row["period"]}") {{ value }} }}'
+    async with httpx.AsyncClient() as client:
+        response = await client.post(f"{hub_url}/graphql", json={"query": query})
+    text = response.text
+    assert '"value":' in text and "E+" not in text and "e+" not in text, text
+    assert Decimal(json.loads(text, parse_float=Decimal)["data"]["observation"]["value"]) == row["value"]
