@@ -16,6 +16,7 @@ from hub.demo.reference import indicator_rows, load_reference
 from hub.demo.regimes import load_regimes
 from hub.demo.synthetic import Geography, Row, Unit, generate
 from resolvers.audit import SYSTEM, append_entry, revision_range_digest
+from resolvers.catalogue_admin import catalogue_rows, last_seal, seal, unsealed
 
 COMMUNES_PER_PROVINCE = {"small": 6, "large": 100}
 DEMO_SOURCE = "demo-synthetic"
@@ -72,6 +73,10 @@ async def load_demo(conn: asyncpg.Connection, *, scale: str = "small") -> dict[s
             )
         await conn.execute(_INSERT_COMMUNES, per_province)
         await load_regimes(conn)
+        # The catalogue as loaded is what `nrhub audit verify` holds it to from now on.
+        sealed = await last_seal(conn)
+        if sealed is None or unsealed(sealed, await catalogue_rows(conn)):
+            await seal(conn, SYSTEM, f"demo:{scale}", now=datetime.now(UTC))
     geo = await _geography(conn)
     rows = generate(indicator_rows(), geo, large=scale == "large")
     added = 0
