@@ -4,12 +4,17 @@ GET shows one page: who asks (the client and its agency), the scopes asked for, 
 with "Allow" and "Deny". POST signs the person in and, on "Allow", redirects back with a code.
 Until the client and its exact redirect URI are known good, errors are shown here, never
 redirected (section 4.1.2.1), so the endpoint cannot be used as an open redirector.
+
+Password guessing is limited per account and per address: an attempt is counted before the password
+is hashed, and taken back when the password was right, so only failures add up. Past a limit the
+form answers 429 without hashing anything.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -17,9 +22,17 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from auth.address import Network, request_address
 from auth.codes import insert_code
-from auth.scopes import parse_scope
+from auth.ratelimit import RateLimiter
+from auth.scopes import ScopeError, beyond, intersect, parse_scope
 from auth.users import authenticate_user
+
+# Failed sign-ins allowed in a window: few per account (a person mistypes a few times, a guesser
+# needs many); more per address, where an office's people share one address.
+SIGN_IN_WINDOW_SECONDS = 300
+SIGN_IN_FAILURES_PER_ACCOUNT = 5
+SIGN_IN_FAILURES_PER_ADDRESS = 20
 
 _CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")  # base64url of a SHA-256 digest
 _PAGE_HEADERS = {
@@ -54,9 +67,11 @@ class _Request:
 
 
 class AuthorizationEndpoint:
-    def __init__(self, pool: asyncpg.Pool, issuer: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, issuer: str, proxies: Sequence[Network] = ()) -> None:
         self._pool = pool
         self._issuer = issuer
+        self._proxies = proxies
+        self._limiter = RateLimiter(pool, window_seconds=SIGN_IN_WINDOW_SECONDS)
 
     async def handle(self, request: Request) -> Response:
         params = dict(request.query_params) if request.method == "GET" else dict(await request.form())
@@ -74,20 +89,30 @@ class AuthorizationEndpoint:
             return self._redirect(
                 auth.redirect_uri, auth.state, error="access_denied", error_description="the person declined"
             )
-        user = await authenticate_user(self._pool, str(params.get("username", "")), str(params.get("password", "")))
+        username = str(params.get("username", ""))
+        counted = await self._limiter.hit(
+            {
+                f"signin:user:{username[:64]}": SIGN_IN_FAILURES_PER_ACCOUNT,
+                f"signin:addr:{request_address(request, self._proxies)}": SIGN_IN_FAILURES_PER_ADDRESS,
+            }
+        )
+        if counted.retry_after is not None:
+            wait = f"Too many failed sign-ins. Try again in {counted.retry_after} seconds."
+            return _page(_consent_form(auth, params, problem=wait), 429, {"Retry-After": str(counted.retry_after)})
+        user = await authenticate_user(self._pool, username, str(params.get("password", "")))
         if user is None:
             return _page(_consent_form(auth, params, problem="The username or password is wrong."), 401)
-        # The token may carry only what both the client and the person are granted; with no
-        # scope asked for, it carries exactly that intersection.
-        scope = auth.scope or [s for s in auth.client_scopes if s in user.scopes]
-        beyond = [s for s in scope if s not in user.scopes]
-        if beyond:
-            return self._redirect(
-                auth.redirect_uri,
-                auth.state,
-                error="invalid_scope",
-                error_description=f"not granted to {user.username}: {' '.join(beyond)}",
-            )
+        await self._limiter.forgive(counted)
+        # The token carries what was asked for (or, with nothing asked, all it may), within both the
+        # client's and the person's grants, keeping either's region restriction (auth.scopes).
+        extra = beyond(auth.scope, user.scopes)
+        problem = f"not granted to {user.username}: {' '.join(extra)}" if extra else None
+        try:
+            scope = intersect(auth.scope or auth.client_scopes, auth.client_scopes, user.scopes)
+        except ScopeError:
+            problem = f"{user.username} and this application are granted no region in common"
+        if problem:
+            return self._redirect(auth.redirect_uri, auth.state, error="invalid_scope", error_description=problem)
         code = await insert_code(
             self._pool,
             client_id=auth.client_id,
@@ -118,9 +143,9 @@ class AuthorizationEndpoint:
         if params.get("code_challenge_method") != "S256" or not _CHALLENGE.match(challenge):
             raise _RedirectError("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256")
         scope = parse_scope(params.get("scope"))
-        beyond = [s for s in scope if s not in row["scopes"]]
-        if beyond:
-            raise _RedirectError("invalid_scope", f"not granted to this application: {' '.join(beyond)}")
+        extra = beyond(scope, row["scopes"])
+        if extra:
+            raise _RedirectError("invalid_scope", f"not granted to this application: {' '.join(extra)}")
         return _Request(
             client_id,
             row["name"],
@@ -167,7 +192,7 @@ def _consent_form(auth: _Request, params: dict, problem: str | None = None) -> s
 </form>"""
 
 
-def _page(body: str, status: int = 200) -> HTMLResponse:
+def _page(body: str, status: int = 200, headers: dict[str, str] | None = None) -> HTMLResponse:
     head = '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head>'
     document = f"{head}<body>{body}</body></html>"
-    return HTMLResponse(document, status, headers=_PAGE_HEADERS)
+    return HTMLResponse(document, status, headers=_PAGE_HEADERS | (headers or {}))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from auth.scopes import check_scopes
+from auth.scopes import check_catalogue
 from auth.secrets import hash_secret, new_client_id, new_secret
 
 
@@ -54,7 +54,7 @@ async def create_client(
     public: bool = False,
 ) -> tuple[Client, str | None]:
     """Register a client; returns it and its secret (shown once; only the hash is stored)."""
-    check_scopes(scopes)
+    await check_catalogue(conn, scopes)
     if not await conn.fetchval("SELECT 1 FROM agency WHERE code = $1", agency):
         raise ClientError(f"there is no agency {agency}")
     if public and not redirect_uris:

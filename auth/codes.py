@@ -2,13 +2,15 @@
 
 Redeeming is one atomic UPDATE ... WHERE used_at IS NULL, so of any number of concurrent
 redemptions exactly one wins. A refresh token used twice means it leaked: the whole family of
-tokens descended from that sign-in is revoked (OAuth 2.0 Security BCP, refresh token rotation).
+tokens descended from that sign-in is revoked (OAuth 2.0 Security BCP, refresh token rotation),
+and with it the access tokens issued beside them.
 """
 
 from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import asyncpg
@@ -17,6 +19,9 @@ from auth.secrets import token_hash
 
 CODE_LIFETIME_SECONDS = 60
 REFRESH_LIFETIME_DAYS = 7
+# The longest an access token lives (HUB_TOKEN_LIFETIME is at most an hour): how long a revoked
+# family's access tokens must stay on the revocation list.
+ACCESS_TOKEN_MAX_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +34,18 @@ class Grant:
     family_id: uuid.UUID | None = None
     redirect_uri: str | None = None
     code_challenge: str | None = None
+
+
+def access_token_id(refresh_token: str) -> str:
+    """The jti of the access token issued together with a refresh token.
+
+    Derived from the refresh token's stored hash, so revoking a family can revoke its access tokens
+    too without a table of them; and it reveals nothing of the refresh token itself."""
+    return _access_token_id_of_hash(token_hash(refresh_token))
+
+
+def _access_token_id_of_hash(hashed: str) -> str:
+    return token_hash(f"access token of {hashed}")[:32]
 
 
 async def insert_code(
@@ -64,13 +81,14 @@ async def redeem_code(pool: asyncpg.Pool, code: str, client_id: str) -> Grant | 
     )
 
 
-async def insert_refresh(pool: asyncpg.Pool, grant: Grant, family_id: uuid.UUID | None = None) -> str:
+async def insert_refresh(conn: asyncpg.Connection | asyncpg.Pool, grant: Grant) -> str:
+    """A refresh token for the grant, in its family (a new family when it has none)."""
     token = secrets.token_urlsafe(32)
-    await pool.execute(
+    await conn.execute(
         "INSERT INTO refresh_token (token_hash, family_id, client_id, username, scope, expires_at)"
         " VALUES ($1, $2, $3, $4, $5, now() + make_interval(days => $6))",
         token_hash(token),
-        family_id or uuid.uuid4(),
+        grant.family_id or uuid.uuid4(),
         grant.client_id,
         grant.username,
         grant.scope,
@@ -79,32 +97,57 @@ async def insert_refresh(pool: asyncpg.Pool, grant: Grant, family_id: uuid.UUID 
     return token
 
 
-async def redeem_refresh(pool: asyncpg.Pool, token: str, client_id: str) -> Grant | None:
-    """The grant behind a fresh refresh token; a reused one revokes its family and gives None."""
-    hashed = token_hash(token)
+Renew = Callable[[asyncpg.Connection, Grant], Awaitable[Grant]]
+
+
+async def rotate_refresh(pool: asyncpg.Pool, token: str, client_id: str, renew: Renew) -> tuple[Grant, str] | None:
+    """Use a refresh token once: the grant for the new tokens (as ``renew`` decides it, from the
+    grant the token stood for) and the next refresh token. A reused one revokes its family: None.
+
+    Atomic: the token is marked used and its successor inserted in one transaction. A concurrent use
+    of the same token waits on the row this one updates, finds it used, and revokes the family after
+    this commits, so the successor is revoked with it. ``renew`` may raise to refuse; then nothing
+    changes and the token stays unused."""
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
             "UPDATE refresh_token SET used_at = now() WHERE token_hash = $1 AND client_id = $2"
             " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()"
             " RETURNING client_id, username, scope, family_id",
-            hashed,
+            token_hash(token),
             client_id,
         )
-        if row is not None:
-            return Grant(row["client_id"], row["username"], row["scope"], row["family_id"])
-        await conn.execute(
-            "UPDATE refresh_token SET revoked_at = now() WHERE revoked_at IS NULL AND family_id ="
-            " (SELECT family_id FROM refresh_token WHERE token_hash = $1 AND used_at IS NOT NULL)",
-            hashed,
-        )
-        return None
+        if row is None:
+            family = await conn.fetchval(
+                "SELECT family_id FROM refresh_token WHERE token_hash = $1 AND used_at IS NOT NULL", token_hash(token)
+            )
+            if family is not None:
+                await _revoke_family(conn, family)
+            return None
+        grant = await renew(conn, Grant(row["client_id"], row["username"], row["scope"], row["family_id"]))
+        return grant, await insert_refresh(conn, grant)
 
 
 async def revoke_refresh(pool: asyncpg.Pool, token: str, client_id: str) -> bool:
-    status = await pool.execute(
-        "UPDATE refresh_token SET revoked_at = now() WHERE revoked_at IS NULL AND family_id ="
-        " (SELECT family_id FROM refresh_token WHERE token_hash = $1 AND client_id = $2)",
-        token_hash(token),
-        client_id,
+    """RFC 7009 for a refresh token: its family goes, and the access tokens issued with it."""
+    async with pool.acquire() as conn, conn.transaction():
+        family = await conn.fetchval(
+            "SELECT family_id FROM refresh_token WHERE token_hash = $1 AND client_id = $2", token_hash(token), client_id
+        )
+        return family is not None and await _revoke_family(conn, family)
+
+
+async def _revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> bool:
+    hashes = await conn.fetchval(
+        "WITH revoked AS (UPDATE refresh_token SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL"
+        " RETURNING token_hash) SELECT array_agg(token_hash) FROM revoked",
+        family_id,
     )
-    return not status.endswith(" 0")
+    if not hashes:
+        return False
+    await conn.execute(
+        "INSERT INTO revoked_token (jti, expires_at) SELECT unnest($1::text[]), now() + make_interval(secs => $2)"
+        " ON CONFLICT DO NOTHING",
+        [_access_token_id_of_hash(h) for h in hashes],
+        ACCESS_TOKEN_MAX_SECONDS,
+    )
+    return True

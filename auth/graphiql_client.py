@@ -1,8 +1,9 @@
 """The hub's own browser client for GraphiQL sign-in, registered (and kept current) at start.
 
 It is a public client (no secret, PKCE only) whose redirect URIs are the hubs' /graphql pages.
-It may carry any scope the hub knows of, so a person signing in through GraphiQL gets exactly
-their own grants: with no scope asked for, a token carries client scopes ∩ person scopes.
+It may carry any scope the hub knows of and is restricted to no region, so a person signing in
+through GraphiQL gets exactly their own grants: with no scope asked for, a token carries client
+scopes ∩ person scopes (auth.scopes.intersect), the person's region restriction included.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ _SELECT_SCOPES = """
 SELECT array_agg(s ORDER BY s) FROM (
     SELECT 'field:' || code AS s FROM indicator_field
     UNION SELECT 'indicator:' || code FROM indicator
-    UNION SELECT 'region:' || code FROM admin_unit WHERE level IN ('NATION', 'PROVINCE') AND valid_to IS NULL
 ) AS all_scopes
 """
 

@@ -12,7 +12,6 @@ import binascii
 import hmac
 import re
 import time
-import uuid
 from dataclasses import dataclass, replace
 from urllib.parse import unquote_plus
 
@@ -30,11 +29,12 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from auth.address import parse_proxies, request_address
 from auth.authorize import AuthorizationEndpoint
-from auth.codes import Grant, insert_refresh, redeem_code, redeem_refresh, revoke_refresh
+from auth.codes import Grant, access_token_id, insert_refresh, redeem_code, revoke_refresh, rotate_refresh
 from auth.keys import ALGORITHM, KeyStore
 from auth.ratelimit import RateLimiter
-from auth.scopes import FIXED, parse_scope
+from auth.scopes import FIXED, ScopeError, beyond, intersect, parse_scope
 from auth.secrets import verify_secret
 from auth.tokens import AccessClaims, InvalidToken, issue_access_token, verify_access_token
 
@@ -48,6 +48,7 @@ class ServerSettings:
     audience: str
     token_lifetime: int
     token_rate_limit: int
+    trusted_proxies: str = ""  # HUB_TRUSTED_PROXIES: whose X-Forwarded-For is believed (auth.address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,11 @@ class AuthenticatedClient:
 
 _SELECT_CLIENT = """
 SELECT client_id, secret_hash, agency_code, scopes, disabled FROM oauth_client WHERE client_id = $1
+"""
+# What a person's sign-in may still carry: the client's and the person's grants as they are now.
+_SELECT_GRANTS = """
+SELECT c.scopes AS client_scopes, u.scopes AS user_scopes, c.disabled OR u.disabled AS disabled
+FROM oauth_client c, hub_user u WHERE c.client_id = $1 AND u.username = $2
 """
 
 
@@ -79,8 +85,9 @@ class AuthorizationServer:
         self._pool = pool
         self._keys = keys
         self._settings = settings
-        self._limiter = RateLimiter(pool, limit=settings.token_rate_limit)
-        self._authorization = AuthorizationEndpoint(pool, settings.issuer)
+        self._proxies = parse_proxies(settings.trusted_proxies)
+        self._limiter = RateLimiter(pool)
+        self._authorization = AuthorizationEndpoint(pool, settings.issuer, self._proxies)
 
     async def authorize(self, request: Request) -> Response:
         return await self._authorization.handle(request)
@@ -88,21 +95,20 @@ class AuthorizationServer:
     async def token(self, request: Request) -> Response:
         try:
             form = await _form(request)
-            client_id_hint = _client_id_hint(request, form)
-            address = request.client.host if request.client else "unknown"
-            # Per client and per address, counted before the secret is checked (RFC 6749 10.10).
-            retry_after = await self._limiter.hit([f"token:addr:{address}", f"token:client:{client_id_hint}"])
-            if retry_after is not None:
-                return JSONResponse(
-                    {"error": "slow_down", "error_description": "too many token requests"},
-                    429,
-                    headers={"Retry-After": str(retry_after), **NO_STORE},
-                )
+            # Per address, counted before the secret is checked (RFC 6749 10.10), so guessing costs
+            # the guesser's own address its requests.
+            if refused := await self._over_limit(f"token:addr:{request_address(request, self._proxies)}"):
+                return refused
             grant_type = form.get("grant_type")
             # Browser clients have no secret; they may only redeem codes and refresh tokens (PKCE).
             client = await self._authenticate_client(
                 request, form, allow_public=grant_type in ("authorization_code", "refresh_token")
             )
+            # Per client only once it has proved who it is: failures in its name by strangers must not
+            # lock it out. A public client proves nothing (anyone may name it), so it is limited per
+            # address only; its grants need a person's code or refresh token, each usable once.
+            if client.confidential and (refused := await self._over_limit(f"token:client:{client.client_id}")):
+                return refused
             if grant_type == "client_credentials":
                 if not client.confidential:
                     raise UnauthorizedClientError(description="public clients cannot use client_credentials")
@@ -129,40 +135,57 @@ class AuthorizationServer:
         # RFC 7636 section 4.6: S256(code_verifier) must equal the stored challenge.
         if not hmac.compare_digest(create_s256_code_challenge(verifier), grant.code_challenge or ""):
             raise InvalidGrantError(description="code_verifier does not match the code_challenge")
-        return await self._issue_for_person(client, grant, family_id=None)
+        grant = await self._current(self._pool, grant, asked=[])
+        return await self._person_tokens(client, grant, await insert_refresh(self._pool, grant))
 
     async def _refresh(self, client: AuthenticatedClient, form: dict[str, str]) -> Response:
-        grant = await redeem_refresh(self._pool, form.get("refresh_token", ""), client.client_id)
-        if grant is None:
-            raise InvalidGrantError(description="the refresh token is unknown, expired, revoked or already used")
-        narrower = parse_scope(form.get("scope"))
-        if narrower:
-            beyond = [s for s in narrower if s not in grant.scope.split()]
-            if beyond:
-                raise InvalidScopeError(description=f"beyond the original grant: {' '.join(beyond)}")
-            grant = replace(grant, scope=" ".join(narrower))
-        return await self._issue_for_person(client, grant, family_id=grant.family_id)
+        asked = parse_scope(form.get("scope"))
 
-    async def _issue_for_person(
-        self, client: AuthenticatedClient, grant: Grant, family_id: uuid.UUID | None
-    ) -> Response:
-        if await self._pool.fetchval("SELECT disabled FROM hub_user WHERE username = $1", grant.username):
-            raise InvalidGrantError(description="the account is disabled")
-        body = await self._token_body(client.client_id, grant.username, grant.scope)
+        async def renew(conn: asyncpg.Connection, grant: Grant) -> Grant:
+            # RFC 6749 section 6: nothing beyond the original grant; none asked means all of it.
+            extra = beyond(asked, grant.scope.split())
+            if extra:
+                raise InvalidScopeError(description=f"beyond the original grant: {' '.join(extra)}")
+            return await self._current(conn, grant, asked)
+
+        rotated = await rotate_refresh(self._pool, form.get("refresh_token", ""), client.client_id, renew)
+        if rotated is None:
+            raise InvalidGrantError(description="the refresh token is unknown, expired, revoked or already used")
+        return await self._person_tokens(client, *rotated)
+
+    async def _current(self, db: asyncpg.Connection | asyncpg.Pool, grant: Grant, asked: list[str]) -> Grant:
+        """The grant as it stands now: what the sign-in was granted (or the part asked for), within the
+        client's and the person's grants of today, so that an operator's narrowing or disabling reaches
+        sign-ins that keep refreshing."""
+        row = await db.fetchrow(_SELECT_GRANTS, grant.client_id, grant.username)
+        if row is None or row["disabled"]:
+            raise InvalidGrantError(description="the account or the application is disabled")
+        signed_in = grant.scope.split()
+        try:
+            scope = intersect(asked or signed_in, signed_in, row["client_scopes"], row["user_scopes"])
+        except ScopeError:
+            raise InvalidGrantError(description="the grants no longer cover this sign-in") from None
+        return replace(grant, scope=" ".join(scope))
+
+    async def _person_tokens(self, client: AuthenticatedClient, grant: Grant, refresh_token: str) -> Response:
+        # The access token's jti follows from its refresh token, so revoking the family revokes it too.
+        body = await self._token_body(client.client_id, grant.username, grant.scope, access_token_id(refresh_token))
         # Refresh tokens are for people only, rotated on every use.
-        body["refresh_token"] = await insert_refresh(self._pool, grant, family_id)
+        body["refresh_token"] = refresh_token
         return JSONResponse(body, headers=NO_STORE)
 
     async def _issue_for_client(self, client: AuthenticatedClient, scope_param: str | None) -> Response:
-        requested = parse_scope(scope_param) or sorted(client.scopes)
-        # RFC 6749 section 3.3: a token's scopes are a subset of what the client is granted.
-        extra = [s for s in requested if s not in client.scopes]
+        asked = parse_scope(scope_param)
+        # RFC 6749 section 3.3: a token's scopes are within what the client is granted; and asking for
+        # less never lifts the client's region restriction (auth.scopes.intersect).
+        extra = beyond(asked, client.scopes)
         if extra:
             raise InvalidScopeError(description=f"not granted to this client: {' '.join(extra)}")
-        body = await self._token_body(client.client_id, client.client_id, " ".join(requested))
+        scope = intersect(asked or sorted(client.scopes), client.scopes)
+        body = await self._token_body(client.client_id, client.client_id, " ".join(scope))
         return JSONResponse(body, headers=NO_STORE)
 
-    async def _token_body(self, client_id: str, subject: str, scope: str) -> dict[str, object]:
+    async def _token_body(self, client_id: str, subject: str, scope: str, jti: str | None = None) -> dict[str, object]:
         key = await self._keys.signing_key()
         token, _ = issue_access_token(
             key,
@@ -173,6 +196,7 @@ class AuthorizationServer:
             scope=scope,
             lifetime=self._settings.token_lifetime,
             now=int(time.time()),
+            jti=jti,
         )
         body = {
             "access_token": token,
@@ -186,6 +210,8 @@ class AuthorizationServer:
         """RFC 7009: always 200 for a token the client may revoke or that is unknown."""
         try:
             form = await _form(request)
+            if refused := await self._over_limit(f"token:others:addr:{request_address(request, self._proxies)}"):
+                return refused
             client = await self._authenticate_client(request, form, allow_public=True)
         except OAuth2Error as error:
             return _error_response(error)
@@ -206,6 +232,8 @@ class AuthorizationServer:
         """RFC 7662, for registered confidential clients; reflects revocation and disabled clients."""
         try:
             form = await _form(request)
+            if refused := await self._over_limit(f"token:others:addr:{request_address(request, self._proxies)}"):
+                return refused
             await self._authenticate_client(request, form)
         except OAuth2Error as error:
             return _error_response(error)
@@ -274,6 +302,11 @@ class AuthorizationServer:
         except InvalidToken:
             return None
 
+    async def _over_limit(self, bucket: str) -> Response | None:
+        """A 429 once the bucket has had ``HUB_TOKEN_RATE_LIMIT`` requests this minute; each costs a hash."""
+        counted = await self._limiter.hit({bucket: self._settings.token_rate_limit})
+        return None if counted.retry_after is None else _slow_down(counted.retry_after)
+
     async def _authenticate_client(
         self, request: Request, form: dict[str, str], *, allow_public: bool = False
     ) -> AuthenticatedClient:
@@ -308,12 +341,12 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str | None, st
     return form.get("client_id"), form.get("client_secret"), "client_secret_post"
 
 
-def _client_id_hint(request: Request, form: dict[str, str]) -> str:
-    try:
-        client_id, _, _ = _credentials(request, form)
-    except OAuth2Error:
-        return "malformed"
-    return (client_id or "none")[:64]
+def _slow_down(retry_after: int) -> Response:
+    return JSONResponse(
+        {"error": "slow_down", "error_description": "too many token requests"},
+        429,
+        headers={"Retry-After": str(retry_after), **NO_STORE},
+    )
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -36,10 +36,19 @@ class AccessClaims:
 
 
 def issue_access_token(
-    key: ECKey, *, issuer: str, audience: str, subject: str, client_id: str, scope: str, lifetime: int, now: int
+    key: ECKey,
+    *,
+    issuer: str,
+    audience: str,
+    subject: str,
+    client_id: str,
+    scope: str,
+    lifetime: int,
+    now: int,
+    jti: str | None = None,
 ) -> tuple[str, str]:
-    """A signed token and its jti."""
-    jti = secrets.token_urlsafe(16)
+    """A signed token and its jti (random unless given: a person's is derived from their refresh token)."""
+    jti = jti or secrets.token_urlsafe(16)
     claims = {
         "iss": issuer,
         "aud": audience,

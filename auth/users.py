@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from auth.clients import ClientError
-from auth.scopes import check_scopes
+from auth.scopes import check_catalogue
 from auth.secrets import hash_secret, verify_secret
 
 
@@ -22,7 +22,7 @@ class User:
 async def create_user(
     conn: asyncpg.Connection, *, username: str, password: str, agency: str, scopes: list[str]
 ) -> User:
-    check_scopes(scopes)
+    await check_catalogue(conn, scopes)
     if len(password) < 12:
         raise ClientError("a password needs at least 12 characters")
     if not await conn.fetchval("SELECT 1 FROM agency WHERE code = $1", agency):

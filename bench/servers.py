@@ -90,9 +90,11 @@ class Child:
 
 def _hub_environment(data_dir: Path, port: int, tree: Path, database_url: str | None) -> dict[str, str]:
     # Only the benchmark's settings: an HUB_* variable left in the shell (a database URL, a config
-    # file) would point the hub elsewhere than the anchors.
+    # file) would point the hub elsewhere than the anchors. The queries are read anonymously, so
+    # PUBLIC indicators must be readable without a token, whatever the default.
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env.update(HUB_DATA_DIR=str(data_dir), HUB_HOST="127.0.0.1", HUB_PORT=str(port), HUB_LOG_LEVEL="warning")
+    env.update(HUB_PUBLIC_READ="true")
     if database_url:
         # A second hub on the first one's embedded PostgreSQL: it must not migrate what it shares.
         env.update(HUB_DATABASE_URL=database_url, HUB_MIGRATE_ON_START="false")

@@ -89,7 +89,11 @@ def create_app(
             pool,
             keys,
             ServerSettings(
-                settings.issuer_url, settings.audience_id, settings.token_lifetime, settings.token_rate_limit
+                settings.issuer_url,
+                settings.audience_id,
+                settings.token_lifetime,
+                settings.token_rate_limit,
+                settings.trusted_proxies,
             ),
         )
         # One dedicated LISTEN connection per process (request connections never LISTEN).
@@ -130,13 +134,14 @@ def create_app(
         timeout=settings.execution_timeout,
         suggestions=settings.suggestions,
         plans=settings.compiled_plans,
+        introspection=settings.introspection,
+        graphiql=settings.graphiql,
     )
     graphql = GraphQLEndpoint(
         executor,
         authenticate or bearer,
         max_body_bytes=settings.max_body_bytes,
         max_page_size=settings.max_page_size,
-        introspection=settings.introspection,
         suggestions=settings.suggestions,
         graphiql=_graphiql_page(settings),
         clock=server_clock,

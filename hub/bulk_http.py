@@ -1,4 +1,4 @@
-"""``PUT /reports/{id}/values``: fill a draft from a CSV or SDMX-CSV file (see resolvers.bulk).
+"""``PUT /reports/{id}/values``: fill your agency's draft from a CSV or SDMX-CSV file (see resolvers.bulk).
 
 All or nothing: one bad row and no cell is saved, and every bad row is listed (422). The
 ``Idempotency-Key`` header is required, as for every change; the key covers the file's digest.
@@ -22,6 +22,7 @@ from resolvers.idempotency import idempotent
 
 MEDIA_TYPES = ("text/csv", "application/vnd.sdmx.data+csv")
 MAX_UPLOAD_BYTES = 32 * 1024 * 1024
+_MAX_ID = 2**63 - 1  # submission ids are bigint; a larger number in the path names nothing
 
 
 async def upload_values(request: Request) -> Response:
@@ -32,6 +33,12 @@ async def upload_values(request: Request) -> Response:
         return _error(401, "UNAUTHENTICATED", exc.description, {"WWW-Authenticate": exc.challenge})
     if not principal.has_scope("reports:submit") or principal.agency_code is None or principal.client_id is None:
         return _error(403, "FORBIDDEN", "uploading values needs the reports:submit scope of an agency's client")
+    # Whose report it is, before anything is read of it or of the file (whose errors would quote its
+    # period): another agency's report is answered exactly as one that does not exist.
+    submission_id = int(request.path_params["submission_id"])
+    submission = await workflow.fetch_submission(state.pool, submission_id) if submission_id <= _MAX_ID else None
+    if submission is None or submission.agency_code != principal.agency_code:
+        return _error(404, "NOT_FOUND", f"there is no submission {submission_id}")
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in MEDIA_TYPES:
         return _error(415, "BAD_USER_INPUT", f"send {' or '.join(MEDIA_TYPES)}")
@@ -43,10 +50,6 @@ async def upload_values(request: Request) -> Response:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         return _error(400, "BAD_USER_INPUT", "the file is not UTF-8")
-    submission_id = int(request.path_params["submission_id"])
-    submission = await workflow.fetch_submission(state.pool, submission_id)
-    if submission is None:
-        return _error(404, "NOT_FOUND", f"there is no submission {submission_id}")
     cells, problems = parse_cells(text, media_type, submission.period)
     if problems:
         return JSONResponse({"saved": 0, "errors": [{"row": p.row, "message": p.message} for p in problems]}, 422)

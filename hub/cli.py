@@ -175,6 +175,9 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             lifespan="on",
             timeout_graceful_shutdown=5,
+            # uvicorn would take the caller's address from X-Forwarded-For whenever the peer is
+            # 127.0.0.1; the hub believes it only from HUB_TRUSTED_PROXIES (auth/address.py).
+            proxy_headers=False,
         )
         server = uvicorn.Server(config)
         print(f"nrhub: serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)

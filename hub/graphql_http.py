@@ -51,7 +51,6 @@ class GraphQLEndpoint:
         *,
         max_body_bytes: int,
         max_page_size: int,
-        introspection: bool,
         suggestions: bool,
         graphiql: Callable[[Request], Response] | None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -60,7 +59,6 @@ class GraphQLEndpoint:
         self.authenticate = authenticate
         self.max_body_bytes = max_body_bytes
         self.max_page_size = max_page_size
-        self.introspection = introspection
         self.suggestions = suggestions
         self.graphiql = graphiql
         self.clock = clock
@@ -108,9 +106,7 @@ class GraphQLEndpoint:
                 media_type=f"{media_type}; charset=utf-8",
                 headers={"WWW-Authenticate": exc.challenge},
             )
-        # Introspection: on for everyone by setting, else for callers who may read the catalogue.
-        introspection = self.introspection or principal.has_scope("catalog:read")
-        prepared = self.executor.prepare(query, operation_name, introspection=introspection)
+        prepared = self.executor.prepare(query, operation_name, introspection=self.executor.may_see_schema(principal))
         if request.method == "GET" and prepared.operation not in (None, OperationType.QUERY):
             return Response(
                 "GET runs queries only; send mutations with POST",

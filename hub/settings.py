@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from auth.address import parse_proxies
 from auth.external import TrustedIssuer
 from resolvers.sources.config import SourceConfig
 
@@ -51,13 +52,15 @@ class Settings:
     introspection: bool = False
     suggestions: bool = False
     compiled_plans: bool = True  # schema/plan.py; off: every query runs through graphql-core's executor
-    public_read: bool = True
+    # Off: a caller without a token reads nothing. The demo turns it on (hub/demo/sources.toml).
+    public_read: bool = False
     graphiql: bool = True
     # OAuth2 (README: "Security").
     issuer: str | None = None  # default http://HOST:PORT
     audience: str | None = None  # default ISSUER/graphql
     token_lifetime: int = 900
     token_rate_limit: int = 30
+    trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-For is believed (auth.address)
     # Subscriptions over WebSocket (README: "Live updates").
     ws_max_subscriptions: int = 20
     ws_max_connections_per_client: int = 50
@@ -200,6 +203,10 @@ def _validated(settings: Settings) -> Settings:
         raise ConfigError("setting token_lifetime must be between 60 and 3600 seconds")
     if settings.token_rate_limit <= 0:
         raise ConfigError("setting token_rate_limit must be positive")
+    try:
+        parse_proxies(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"setting trusted_proxies: {exc}") from None
     for name in ("issuer", "audience"):
         value = getattr(settings, name)
         if value is not None and not value.startswith(("https://", "http://")):

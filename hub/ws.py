@@ -25,6 +25,7 @@ import orjson
 from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from auth.address import parse_proxies, request_address
 from auth.principal import Principal
 from auth.resource import Authenticator, Unauthorized
 from hub.event_stream import SharedResponses, sharing_key, subscribe
@@ -254,7 +255,8 @@ class _Session:
             principal = await authenticator.principal(authorization if isinstance(authorization, str) else None)
         except Unauthorized as exc:
             raise _Closed(4403, f"Forbidden: {exc.description}") from None
-        peer = self.ws.client.host if self.ws.client else "unknown"
+        # The per-address limit counts the caller, not a proxy: X-Forwarded-For only from HUB_TRUSTED_PROXIES.
+        peer = request_address(self.ws, parse_proxies(self.state.settings.trusted_proxies))
         self.state.connections.add(self.key, principal, peer, self.close)
         self.principal = principal
         scope = await resolve_scope(self.state.pool, principal.grants)
@@ -299,8 +301,8 @@ class _Session:
         if not isinstance(query, str) or (variables is not None and not isinstance(variables, dict)):
             raise _Closed(4400, "the payload needs a query string (and variables as an object)")
         operation_name = payload.get("operationName")
-        introspection = self.principal.has_scope("catalog:read")
-        prepared = self.endpoint.executor.prepare(query, operation_name, introspection=introspection)
+        executor = self.endpoint.executor
+        prepared = executor.prepare(query, operation_name, introspection=executor.may_see_schema(self.principal))
         problem = self.endpoint.executor.check_variables(variables)
         if prepared.errors or problem:
             await self._error(op_id, *(prepared.errors or [problem]))

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from resolvers.audit import Actor, append_entry
 from resolvers.errors import BadUserInput, NotFound
@@ -81,25 +82,29 @@ async def seal(
 
 async def last_seal(conn: asyncpg.Connection) -> dict[str, dict[str, str]] | None:
     """The rows of the latest seal; None before the catalogue was first sealed."""
-    rows = await conn.fetchval(
-        "SELECT after->'rows' FROM audit_entry WHERE action = $1 ORDER BY seq DESC LIMIT 1", SEAL_ACTION
+    return (await _latest_seal(conn))[1]
+
+
+async def _latest_seal(conn: asyncpg.Connection) -> tuple[int | None, dict[str, dict[str, str]] | None]:
+    row = await conn.fetchrow(
+        "SELECT seq, (after->'rows')::text AS rows FROM audit_entry WHERE action = $1 ORDER BY seq DESC LIMIT 1",
+        SEAL_ACTION,
     )
-    return rows  # type: ignore[no-any-return]
+    # Read as text: the same on any connection, with or without the pool's jsonb codec.
+    return (None, None) if row is None else (row["seq"], orjson.loads(row["rows"]))
 
 
 async def verify_catalogue(conn: asyncpg.Connection) -> tuple[int | None, str | None]:
     """The latest seal's entry (None: never sealed) and the rows changed since, in one line (None: none)."""
-    seal_row = await conn.fetchrow(
-        "SELECT seq, after->'rows' AS rows FROM audit_entry WHERE action = $1 ORDER BY seq DESC LIMIT 1", SEAL_ACTION
-    )
-    if seal_row is None:
+    seq, sealed = await _latest_seal(conn)
+    if sealed is None:
         return None, None
-    changed = unsealed(seal_row["rows"], await catalogue_rows(conn))
+    changed = unsealed(sealed, await catalogue_rows(conn))
     if not changed:
-        return seal_row["seq"], None
+        return seq, None
     named = "; ".join(changed[:20]) + (f" (the first 20 of {len(changed)} named)" if len(changed) > 20 else "")
-    return seal_row["seq"], (
-        f"the catalogue differs from its seal (audit entry {seal_row['seq']}) at {len(changed)} "
+    return seq, (
+        f"the catalogue differs from its seal (audit entry {seq}) at {len(changed)} "
         f"row{'s' if len(changed) != 1 else ''}, changed outside `nrhub catalogue import`: {named}"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -13,22 +14,32 @@ from resolvers.deadlines import Rule, schedule
 from resolvers.errors import NotFound
 from resolvers.pagination import Page, PageRequest, make_page
 from resolvers.periods import Period
-from resolvers.submissions import SUBMISSION_COLUMNS, Submission
+from resolvers.scope import Scope
+from resolvers.submissions import SUBMISSION_COLUMNS, CellValue, Submission
+from resolvers.validation import Problem
 
 
 @dataclass(frozen=True, slots=True)
 class Visibility:
-    """Whose reports a caller sees: its own agency's, those its agency receives, or all."""
+    """Whose reports a caller sees: its own agency's, those its agency receives, and with
+    ``everything`` (audit:read, admin) every other agency's whose unit ``scope``'s regions cover."""
 
     agency: str | None
     everything: bool
+    scope: Scope  # the caller's grants: its regions limit ``everything``; its cells, what it reads of a report
+
+    def reads_every_cell(self, submission: Submission) -> bool:
+        """The report's own agency entered its figures (and may change a draft's): it sees them all.
+        Anyone else sees the cells its indicator and region grants cover, like any other value."""
+        return self.agency == submission.agency_code
 
 
 _SELECT_PAGE = f"""
 SELECT {SUBMISSION_COLUMNS} FROM submission s
 WHERE ($1::text IS NULL OR regime_code = $1) AND ($2::text IS NULL OR period = $2)
   AND ($3::text IS NULL OR agency_code = $3) AND ($4::text IS NULL OR status = $4)
-  AND ($5 OR agency_code = $6 OR regime_code IN (SELECT code FROM regime WHERE receiving_agency = $6))
+  AND (($5 AND ($9::int[] IS NULL OR unit_id = ANY($9::int[])))
+       OR agency_code = $6 OR regime_code IN (SELECT code FROM regime WHERE receiving_agency = $6))
   AND ($7::bigint IS NULL OR id < $7)
 ORDER BY id DESC LIMIT $8
 """
@@ -46,13 +57,54 @@ async def list_submissions(
 ) -> Page[Submission]:
     after = page.after[0] if page.after else None
     rows = await db.fetch(
-        _SELECT_PAGE, regime, period, agency, status, seen.everything, seen.agency, after, page.first + 1
+        _SELECT_PAGE,
+        regime,
+        period,
+        agency,
+        status,
+        seen.everything,
+        seen.agency,
+        after,
+        page.first + 1,
+        seen.scope.unit_ids,
     )
     return make_page([Submission(**r) for r in rows], page, lambda s: (s.id,))
 
 
 def may_see(seen: Visibility, submission: Submission, receiving_agency: str) -> bool:
-    return seen.everything or seen.agency in (submission.agency_code, receiving_agency)
+    if seen.agency in (submission.agency_code, receiving_agency):
+        return True
+    return seen.everything and seen.scope.covers_unit(submission.unit_id)
+
+
+# A report's cells: all of them for its own agency ($2), else those of readable indicators in
+# covered units, the condition every read of values applies to the caller's scope.
+_SELECT_VALUES = """
+SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code
+FROM submission_value v JOIN admin_unit u ON u.id = v.unit_id
+WHERE v.submission_id = $1
+  AND ($2 OR (v.indicator_code = ANY($3::text[]) AND ($4::int[] IS NULL OR v.unit_id = ANY($4::int[]))))
+ORDER BY u.code, v.indicator_code, v.dims
+"""
+
+
+async def readable_values(db: asyncpg.Pool, submission: Submission, seen: Visibility) -> list[CellValue]:
+    """The cells of ``submission`` the caller may read."""
+    every = seen.reads_every_cell(submission)
+    rows = await db.fetch(_SELECT_VALUES, submission.id, every, seen.scope.indicators, seen.scope.unit_ids)
+    return [CellValue(**r) for r in rows]
+
+
+def readable_problems(seen: Visibility, submission: Submission, problems: list[Problem]) -> list[Problem]:
+    """The problems of ``submission`` the caller may see (they quote figures). Validation needs every
+    cell (parts add up to totals), so its answer is cut here. A problem names its indicator, not its
+    unit, so another agency's reader sees those of readable indicators, and only when its regions
+    cover the report's unit (and so every unit below it)."""
+    if seen.reads_every_cell(submission):
+        return problems
+    if not seen.scope.covers_unit(submission.unit_id):
+        return []
+    return [p for p in problems if seen.scope.may_read(p.indicator_code)]
 
 
 async def list_versions(db: asyncpg.Pool, submission: Submission) -> list[Submission]:
@@ -77,21 +129,30 @@ class Timeliness:
     state: str  # ON_TIME, LATE, PENDING (deadline not passed), OVERDUE (deadline passed, nothing submitted)
 
 
+# The reporters the caller may see ($3: its agency, $4: its scope's units, null for every unit): all
+# of them for the receiving agency, a reporter itself, and those whose unit (a ministry's is the
+# nation) the caller's regions cover.
 _SELECT_TIMELINESS = """
 SELECT rr.agency_code, s.id, s.submitted_at, s.on_time
 FROM regime_reporter rr
+JOIN regime r ON r.code = rr.regime_code
+JOIN agency a ON a.code = rr.agency_code
 LEFT JOIN LATERAL (
     SELECT id, submitted_at, on_time FROM submission s
     WHERE s.regime_code = rr.regime_code AND s.agency_code = rr.agency_code AND s.period = $2
       AND s.submitted_at IS NOT NULL
     ORDER BY s.submitted_at LIMIT 1
 ) s ON true
-WHERE rr.regime_code = $1 ORDER BY rr.agency_code
+WHERE rr.regime_code = $1
+  AND (r.receiving_agency = $3 OR rr.agency_code = $3 OR $4::int[] IS NULL
+       OR coalesce(a.unit_id, (SELECT id FROM admin_unit WHERE level = 'NATION')) = ANY($4::int[]))
+ORDER BY rr.agency_code
 """
 
 
-async def timeliness(db: asyncpg.Pool, regime: str, period: str, now: datetime) -> list[Timeliness]:
-    """Each expected report's state; a report's timeliness is that of its first submission."""
+async def timeliness(db: asyncpg.Pool, regime: str, period: str, now: datetime, seen: Visibility) -> list[Timeliness]:
+    """Each expected report's state, of the reporters the caller may see; a report's timeliness is
+    that of its first submission."""
     rule_row = await db.fetchrow(
         "SELECT cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value, frequency FROM regime WHERE code = $1",
         regime,
@@ -102,7 +163,7 @@ async def timeliness(db: asyncpg.Pool, regime: str, period: str, now: datetime) 
     rule = Rule(*(rule_row[k] for k in ("cutoff_start_day", "cutoff_end_day", "deadline_rule", "deadline_value")))
     deadline = schedule(rule, Period.parse(period), holidays).deadline
     out = []
-    for r in await db.fetch(_SELECT_TIMELINESS, regime, period):
+    for r in await db.fetch(_SELECT_TIMELINESS, regime, period, seen.agency, seen.scope.unit_ids):
         if r["id"] is not None:
             state = "ON_TIME" if r["on_time"] else "LATE"
         else:
@@ -177,3 +238,22 @@ async def list_subject_audit(db: asyncpg.Pool, subject: str) -> list[AuditRecord
         subject,
     )
     return [AuditRecord(**r) for r in rows]
+
+
+def cell_key(cell: CellValue) -> str:
+    """How a "values saved" audit entry names a cell (resolvers.submissions)."""
+    return f"{cell.unit_code}|{cell.indicator_code}|{cell.dims}"
+
+
+def without_unreadable_cells(entry: AuditRecord, readable: set[str]) -> AuditRecord:
+    """A "values saved" entry as a caller who may read only the ``readable`` cells sees it: its
+    before and after hold those cells only (a save of many cells records a count and a digest of
+    them all, which a reader who knows all cells but one could test guesses against: left out too).
+    The entry's hash stays that of the whole entry."""
+    if entry.action != "submission.values":
+        return entry
+    before, after = (
+        None if cells is None else {k: v for k, v in cells.items() if k in readable}
+        for cells in (entry.before, entry.after)
+    )
+    return dataclasses.replace(entry, before=before, after=after)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import strawberry
+from strawberry.federation.schema import FederationAny
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
+from strawberry.types import Info
 
 from schema.catalogue import AdministrativeUnit, Agency, Indicator, Regime
 from schema.data import Observation
+from schema.entities import checked, entity_keys
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.reports import Submission
@@ -30,13 +33,30 @@ class _RememberedNames(NameConverter):
         return converted
 
 
+class _FederatedSchema(strawberry.federation.Schema):
+    def entities_resolver(self, info: Info, representations: list[FederationAny]) -> list[FederationAny]:
+        # Malformed representations are answered BAD_USER_INPUT at their index (schema/entities.py).
+        given = [checked(r, _ENTITY_KEYS) for r in representations]
+        valid = [r for r in given if isinstance(r, dict)]
+        resolved = iter(super().entities_resolver(info, valid) if valid else [])
+        # A refusal is awaited like the lookups beside it, so every item of the list completes alike.
+        return [next(resolved) if isinstance(r, dict) else _refuse(r) for r in given]  # type: ignore[misc]
+
+
+async def _refuse(error: Exception) -> None:
+    raise error
+
+
+_TYPES = [AdministrativeUnit, Agency, Indicator, Regime, Observation, Submission]
+_ENTITY_KEYS = entity_keys(_TYPES)
+
 # A federation schema: the hub can join an Apollo Federation 2 supergraph as a subgraph
 # (_service, and _entities for Indicator and AdministrativeUnit; README, Federation).
-schema = strawberry.federation.Schema(
+schema = _FederatedSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
-    types=[AdministrativeUnit, Agency, Indicator, Regime, Observation, Submission],
+    types=_TYPES,
     config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALAR_MAP, name_converter=_RememberedNames()),
     federation_version="2.3",
 )

@@ -18,9 +18,10 @@ from typing import Any
 from graphql import (
     DocumentNode,
     ExecutionResult,
+    FieldNode,
     GraphQLError,
-    NoSchemaIntrospectionCustomRule,
     OperationType,
+    ValidationRule,
     execute_root_selection_set,
     get_operation_ast,
     parse,
@@ -30,6 +31,8 @@ from graphql import (
 from graphql import Executor as OperationExecutor
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
+from auth.graphiql_client import GRAPHIQL_CLIENT_ID
+from auth.principal import Principal
 from resolvers.errors import ERROR_CODES, HubError
 from schema.build import schema
 from schema.context import Context
@@ -52,13 +55,37 @@ class Prepared:
     key: tuple[str, str | None] | None = None  # the query text and operation name: the plan's cache key
 
 
+class _NoSchema(ValidationRule):
+    """Refuses the schema itself: introspection's meta-fields, and the federation subgraph's
+    ``_service { sdl }``, which is the same schema as SDL (graphql-core's own introspection rule
+    knows nothing of it)."""
+
+    def enter_field(self, node: FieldNode, *_args: Any) -> None:
+        name = node.name.value
+        if name in ("__schema", "__type") or (
+            name == "_service" and self.context.get_parent_type() is self.context.schema.query_type
+        ):
+            message = f"introspection ({name}) is not available to you; the schema is published as schema.graphql"
+            self.report_error(GraphQLError(message, node, extensions={"code": "FORBIDDEN"}))
+
+
 class Executor:
     def __init__(
-        self, limits: Limits, *, max_tokens: int, timeout: float, suggestions: bool, plans: bool = True
+        self,
+        limits: Limits,
+        *,
+        max_tokens: int,
+        timeout: float,
+        suggestions: bool,
+        plans: bool = True,
+        introspection: bool = False,
+        graphiql: bool = False,
     ) -> None:
         self._schema = schema._schema
         base = (*specified_rules, OneOfInputValidationRule, *make_limit_rules(limits))
-        self._rules = {True: base, False: (*base, NoSchemaIntrospectionCustomRule)}
+        self._rules = {True: base, False: (*base, _NoSchema)}
+        self._introspection = introspection
+        self._graphiql = graphiql
         self._max_tokens = max_tokens
         self._max_string = limits.max_string_length
         self._deadlines = Deadlines(timeout)
@@ -66,6 +93,18 @@ class Executor:
         self._parsed: OrderedDict[str, DocumentNode | GraphQLError] = OrderedDict()
         self._validated: OrderedDict[tuple[str, bool], list[GraphQLError]] = OrderedDict()
         self._plans: OrderedDict[tuple[str, str | None], Plans] | None = OrderedDict() if plans else None
+
+    def may_see_schema(self, principal: Principal) -> bool:
+        """Whether ``principal`` gets introspection and ``_service`` (``prepare``'s ``introspection``).
+
+        With HUB_INTROSPECTION on, callers who may read the catalogue (catalog:read; callers without a
+        token hold it where public reading is on). And, while the hub serves GraphiQL, people signed in
+        to it, whatever their scopes: GraphiQL builds its docs by introspection, and what they would
+        learn is the schema the hub publishes as schema.graphql, nothing of the data.
+        """
+        if self._introspection and principal.has_scope("catalog:read"):
+            return True
+        return self._graphiql and principal.user is not None and principal.client_id == GRAPHIQL_CLIENT_ID
 
     def prepare(self, query: str, operation_name: str | None, *, introspection: bool) -> Prepared:
         document = self._parse(query)

@@ -29,8 +29,8 @@ from schema.selection import After, First, indicator_or_raise, page_of
 @strawberry.type
 class ReportQueries:
     @strawberry.field(
-        description="Reports you may see: your agency's, those your agency receives, or all "
-        "(audit:read, admin). Newest first."
+        description="Reports you may see: your agency's, those your agency receives, or, with "
+        "audit:read or admin, all in the regions your grants cover. Newest first."
     )
     async def submissions(
         self,
@@ -59,11 +59,12 @@ class ReportQueries:
 
     @strawberry.field(
         description="Expected, submitted, on-time, late and missing reports of a regime for a "
-        "period, with counts and rates."
+        "period, with counts and rates: of every reporter for the receiving agency, else of yourself "
+        "and the reporters whose units your region grants cover."
     )
     async def timeliness(self, info: Info, regime: str, period: Period) -> Timeliness | None:  # type: ignore[valid-type]
-        visibility(info)
-        rows = await report_rows.timeliness(info.context.db, regime, period, info.context.clock())
+        seen = visibility(info)
+        rows = await report_rows.timeliness(info.context.db, regime, period, info.context.clock(), seen)
         return timeliness_of(regime, period, rows)
 
     @strawberry.field(description="Every revision of one value, oldest first: who, when, why.")

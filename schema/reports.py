@@ -115,11 +115,14 @@ class Submission(Node):
         assert unit is not None
         return unit
 
-    @strawberry.field
+    @strawberry.field(
+        description="The report's cells: all of them for its own agency; for anyone else, those of "
+        "indicators it may read in units its region grants cover."
+    )
     async def values(self, info: Info) -> list[SubmissionValue]:
         return [
             SubmissionValue(unit=v.unit_code or "", indicator=v.indicator_code, disaggregation=v.dims, value=v.value)
-            for v in await workflow.fetch_values(info.context.db, self._row.id)
+            for v in await report_rows.readable_values(info.context.db, self._row, visibility(info))
         ]
 
     @strawberry.field(description="Every version of this report, oldest first.")
@@ -128,15 +131,20 @@ class Submission(Node):
 
     @strawberry.field(
         description="What happened to this report, oldest first: opened, values saved, submitted, "
-        "reviewed, corrected (from the audit trail)."
+        "reviewed, corrected (from the audit trail). Saved cells are shown as values are."
     )
     async def history(self, info: Info) -> list[AuditEntry]:
-        rows = await report_rows.list_subject_audit(info.context.db, f"submission:{self._row.id}")
+        db, seen = info.context.db, visibility(info)
+        rows = await report_rows.list_subject_audit(db, f"submission:{self._row.id}")
+        if not seen.reads_every_cell(self._row):
+            readable = {report_rows.cell_key(v) for v in await report_rows.readable_values(db, self._row, seen)}
+            rows = [report_rows.without_unreadable_cells(r, readable) for r in rows]
         return [audit_entry_of(r) for r in rows]
 
-    @strawberry.field(description="Validation problems of the current values.")
+    @strawberry.field(description="Validation problems of the current values, shown as values are.")
     async def problems(self, info: Info) -> list[Problem]:
-        return [_problem(p) for p in await workflow.validate(info.context.db, self._row.id)]
+        problems = await workflow.validate(info.context.db, self._row.id)
+        return [_problem(p) for p in report_rows.readable_problems(visibility(info), self._row, problems)]
 
 
 def _problem(p: Any) -> Problem:
@@ -208,7 +216,7 @@ def visibility(info: Info) -> report_rows.Visibility:
     everything = p.has_scope("admin") or p.has_scope("audit:read")
     if not (everything or p.has_scope("reports:submit") or p.has_scope("reports:review")):
         raise Forbidden("reading reports needs reports:submit, reports:review, audit:read or admin")
-    return report_rows.Visibility(agency=p.agency_code, everything=everything)
+    return report_rows.Visibility(agency=p.agency_code, everything=everything, scope=info.context.scope)
 
 
 def timeliness_of(regime: str, period: str, rows: list[report_rows.Timeliness]) -> Timeliness:

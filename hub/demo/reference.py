@@ -58,6 +58,13 @@ DIMENSIONS = {
     ),
 }
 TOTAL = ("Tổng số", "Total")
+# Who may read each indicator. The reference list classifies none, so the demo does, as a statistics
+# office would: the headline figures it publishes openly are PUBLIC (read without a token where public
+# reading is on), monetary aggregates the State Bank releases on its own schedule are RESTRICTED, and
+# everything else, the hub's components included, is INTERNAL. The classification is the demo's own,
+# like its synthetic values.
+PUBLIC_INDICATORS = frozenset({"GDP_GROWTH", "CPI_YOY", "POPULATION"})
+RESTRICTED_INDICATORS = frozenset({"CREDIT_GR", "M2_GR"})
 _COUNT_UNITS = {"persons", "enterprises", "arrivals", "households", "dossiers", "beds"}
 
 
@@ -85,6 +92,12 @@ class IndicatorRow:
     @property
     def decimals(self) -> int:
         return 0 if self.value_type == "INTEGER" else 2
+
+    @property
+    def sensitivity(self) -> str:
+        if self.code in PUBLIC_INDICATORS:
+            return "PUBLIC"
+        return "RESTRICTED" if self.code in RESTRICTED_INDICATORS else "INTERNAL"
 
 
 # The demo's federated indicators (README, Federation): their values are not loaded into the hub
@@ -272,13 +285,14 @@ async def _load_agencies(conn: asyncpg.Connection) -> None:
 async def _load_indicators(conn: asyncpg.Connection) -> None:
     rows = indicator_rows()
     # Components first: a RATIO row references its numerator and denominator. A database loaded
-    # before the demo federated some indicators gets their new source.
+    # before the demo federated some indicators gets their new source; its sensitivities stay as they
+    # are (they change through `nrhub catalogue import`, audited).
     await conn.executemany(
         """
         INSERT INTO indicator (code, name_vi, name_en, definition, field, unit_of_measure,
             value_type, decimals, periodicity, aggregation, numerator_code, denominator_code,
             ratio_factor, responsible_agency, sensitivity, source, source_note)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 'PUBLIC', $16, $15)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $17, $16, $15)
         ON CONFLICT (code) DO UPDATE SET source = EXCLUDED.source WHERE indicator.source <> EXCLUDED.source
         """,
         [
@@ -299,6 +313,7 @@ async def _load_indicators(conn: asyncpg.Connection) -> None:
                 r.responsible,
                 r.source_note or None,
                 r.source,
+                r.sensitivity,
             )
             for r in rows
         ],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from auth.clients import create_client
 from hub.app import create_app
 from hub.database import connect
 from hub.settings import Settings
+from tests.conftest import server_socket
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +39,15 @@ async def serving(database_url: str, **overrides: object) -> AsyncIterator[str]:
 
     The issuer defaults to the server's own address; pass ``issuer`` to run a replica of another hub.
     """
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = server_socket()
     port = sock.getsockname()[1]
     values: dict[str, object] = {"introspection": True, "graphiql": False, "port": port}
     values["issuer"] = f"http://127.0.0.1:{port}"
     values.update(overrides)
     app = create_app(Settings(**values), database_url)  # type: ignore[arg-type]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    # As `nrhub serve` runs it: uvicorn does not rewrite the peer from X-Forwarded-For; the hub alone
+    # decides whose forwarded address it believes (HUB_TRUSTED_PROXIES).
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:
@@ -122,3 +123,28 @@ def token_for(real_hub: str) -> Callable[..., Awaitable[str]]:
 async def fresh_database(new_reference_database) -> str:
     """A database of its own: migrated, reference data (units, agencies, indicators), no keys, no clients."""
     return await new_reference_database()
+
+
+# The values of one labour indicator for every province in one quarter, and the caller's regions.
+REACH = """{
+  me { regions }
+  observations(indicators: ["UNEMP"], parent: "VN", level: PROVINCE, from: "2026-Q3", to: "2026-Q3",
+               disaggregation: "", first: 100) { edges { node { unit { code } } } }
+}"""
+
+
+async def ask_reach(hub: str, access_token: str) -> httpx.Response:
+    async with httpx.AsyncClient() as http:
+        return await http.post(
+            f"{hub}/graphql", json={"query": REACH}, headers={"Authorization": f"Bearer {access_token}"}
+        )
+
+
+async def reach(hub: str, access_token: str) -> tuple[list[str] | None, set[str]]:
+    """A token's regions as the resource server sees them (None: every region), and the provinces
+    whose values it read."""
+    response = await ask_reach(hub, access_token)
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    assert data["observations"] is not None, response.json()
+    return data["me"]["regions"], {e["node"]["unit"]["code"] for e in data["observations"]["edges"]}

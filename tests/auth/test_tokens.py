@@ -169,6 +169,61 @@ async def test_rate_limit_gives_429_with_retry_after(fresh_database: str, regist
         assert (await request_token(hub, Registered("cl_unknownclient1", "x"))).status_code == 429
 
 
+async def test_strangers_failures_do_not_lock_a_client_out(fresh_database: str, register) -> None:
+    db = await asyncpg.create_pool(fresh_database, min_size=1, max_size=2)
+    try:
+        client = await register("data:read field:labour", database=db)
+    finally:
+        await db.close()
+    async with serving(fresh_database, token_rate_limit=3) as hub:
+        await _wait_for_fresh_window()
+        # Anyone who knows the client id can fail in its name, from addresses of their own.
+        for source in ("127.0.4.1", "127.0.4.2"):
+            transport = httpx.AsyncHTTPTransport(local_address=source)
+            async with httpx.AsyncClient(transport=transport) as stranger:
+                statuses = [
+                    (
+                        await stranger.post(
+                            f"{hub}/oauth/token",
+                            data={"grant_type": "client_credentials"},
+                            auth=(client.client_id, "a guessed secret"),
+                        )
+                    ).status_code
+                    for _ in range(5)
+                ]
+            assert statuses == [401, 401, 401, 429, 429]
+        # The client itself, presenting its secret, still gets its tokens.
+        assert [(await request_token(hub, client)).status_code for _ in range(3)] == [200, 200, 200]
+
+
+async def test_a_forwarded_address_from_an_untrusted_peer_is_not_believed(fresh_database: str) -> None:
+    async with serving(fresh_database, token_rate_limit=3) as hub, httpx.AsyncClient() as http:
+        await _wait_for_fresh_window()
+        statuses = [
+            (
+                await http.post(
+                    f"{hub}/oauth/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(f"cl_guess{n}", "x"),
+                    headers={"X-Forwarded-For": f"203.0.113.{n}"},  # a new address each time, made up
+                )
+            ).status_code
+            for n in range(5)
+        ]
+    assert statuses == [401, 401, 401, 429, 429]
+
+
+async def test_introspection_and_revocation_are_limited_per_address(fresh_database: str) -> None:
+    """They check client secrets too (an scrypt hash each), so they cannot be an unlimited way around."""
+    async with serving(fresh_database, token_rate_limit=3) as hub, httpx.AsyncClient() as http:
+        await _wait_for_fresh_window()
+        statuses = [
+            (await http.post(f"{hub}/oauth/{endpoint}", data={"token": "x"}, auth=("cl_guess", "x"))).status_code
+            for endpoint in ("introspect", "revoke", "introspect", "revoke")
+        ]
+    assert statuses == [401, 401, 401, 429]
+
+
 async def test_revoked_token_is_refused_and_inactive(real_hub: str, register) -> None:
     client = await register("data:read indicator:RETAIL")
     other = await register("data:read indicator:RETAIL")

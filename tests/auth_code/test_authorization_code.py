@@ -3,41 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import hashlib
 import secrets
-import socket
-from collections.abc import AsyncIterator
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 
 from auth.clients import create_client
 from auth.users import create_user
-from hub.app import create_app
-from hub.settings import Settings
-
-REDIRECT = "http://127.0.0.1:9/callback"
-PASSWORD = "a long enough passphrase"
-
-
-@pytest.fixture(scope="module")
-async def oauth_hub(database_url: str) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # The token endpoint's per-address counters are shared by every module's hub on 127.0.0.1.
-    settings = Settings(port=port, graphiql=False, issuer=f"http://127.0.0.1:{port}", token_rate_limit=10_000)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, database_url), log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    sock.close()
+from tests.auth_code.conftest import PASSWORD, REDIRECT, authorize_params, exchange, pkce, redirected, sign_in
 
 
 @pytest.fixture(scope="module")
@@ -54,58 +27,6 @@ async def people(pool) -> dict[str, str]:
         name = f"analyst{secrets.token_hex(3)}@btc"
         await create_user(conn, username=name, password=PASSWORD, agency="BTC", scopes=["data:read", "field:labour"])
     return {"client_id": client.client_id, "username": name}
-
-
-def pkce() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
-    return verifier, challenge
-
-
-def authorize_params(people: dict[str, str], challenge: str | None, **extra: str) -> dict[str, str]:
-    params = {
-        "response_type": "code",
-        "client_id": people["client_id"],
-        "redirect_uri": REDIRECT,
-        "scope": "data:read field:labour",
-        "state": "xyz",
-    }
-    if challenge is not None:
-        params |= {"code_challenge": challenge, "code_challenge_method": "S256"}
-    return params | extra
-
-
-async def sign_in(url: str, people: dict[str, str], challenge: str, **overrides: str) -> httpx.Response:
-    form = (
-        authorize_params(people, challenge)
-        | {"username": people["username"], "password": PASSWORD, "decision": "allow"}
-        | overrides
-    )
-    async with httpx.AsyncClient() as client:
-        return await client.post(f"{url}/oauth/authorize", data=form)
-
-
-def redirected(response: httpx.Response) -> dict[str, str]:
-    assert response.status_code == 303, response.text
-    location = response.headers["location"]
-    assert location.startswith(REDIRECT + "?")
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-async def exchange(
-    url: str, people: dict[str, str], code: str, verifier: str, redirect: str = REDIRECT
-) -> httpx.Response:
-    async with httpx.AsyncClient() as client:
-        return await client.post(
-            f"{url}/oauth/token",
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "code_verifier": verifier,
-                "redirect_uri": redirect,
-                "client_id": people["client_id"],
-            },
-        )
 
 
 async def test_sign_in_page_lists_the_scopes_and_sets_a_strict_policy(oauth_hub: str, people) -> None:

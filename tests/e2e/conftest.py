@@ -41,8 +41,10 @@ def hub_environment(database_url: str, port: int) -> dict[str, str]:
         HUB_ASSETS_DIR=str(ROOT / "node_modules"),
         HUB_LOG_LEVEL="warning",
         # graphql-http's audits query __type (e.g. "MUST accept utf-8 encoded request",
-        # "MUST allow map {variables}"), so the audited hub must allow introspection.
+        # "MUST allow map {variables}") without a token, so the audited hub must answer introspection
+        # to callers without one: introspection on, and public reading, which grants them catalog:read.
         HUB_INTROSPECTION="true",
+        HUB_PUBLIC_READ="true",
     )
     return env
 

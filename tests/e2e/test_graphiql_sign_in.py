@@ -132,6 +132,7 @@ async def hub(database_url: str, person: Person) -> AsyncIterator[LiveHub]:
         port=port,
         issuer=origin,
         introspection=True,
+        public_read=True,  # so that a connection without the person's token could watch a PUBLIC indicator
         assets_dir=ROOT / "node_modules",
         # The token endpoint's counters live in the shared test database, per address; other
         # modules' token requests from 127.0.0.1 must not push these over the limit.
@@ -448,13 +449,14 @@ def test_sign_in_from_another_origin_than_the_issuer_says_where_it_works(hub: Li
 @needs_chromium
 def test_subscriptions_carry_the_token_in_connection_init(hub: LiveHub, person: Person, tmp_path: Path) -> None:
     """GraphiQL runs subscriptions over the hub's graphql-transport-ws endpoint with the signed-in token
-    in connection_init. RETAIL is a PUBLIC indicator an anonymous connection could watch; the person,
-    granted only the labour field, is refused it: so the connection carried the person's token."""
+    in connection_init. CPI_YOY is a PUBLIC indicator an anonymous connection could watch (the hub reads
+    publicly); the person, granted only the labour field, is refused it: so the connection carried the
+    person's token."""
     with chromium_page(tmp_path / "profile") as page:
         open_graphiql(page, f"{hub.url}/graphql")
         sign_in(page, person)
         page.wait_for(f"{AUTH_TEXT}.includes('Signed in as')", "the page to know who is signed in")
-        result = run_in_graphiql(page, 'subscription Watch { observationsChanged(indicators: ["RETAIL"]) { resync } }')
+        result = run_in_graphiql(page, 'subscription Watch { observationsChanged(indicators: ["CPI_YOY"]) { resync } }')
         problems = security_messages(page)
     # connect-src 'self' admits ws:// to the same host and port: no policy refusal. GraphiQL 3's bundled
     # graphql-ws client, after showing the errors, also leaves a promise rejected with the errors

@@ -154,7 +154,9 @@ async def start_hub(fed_database_url: str, fed_pool: asyncpg.Pool, tmp_path: Pat
         wanted = request.headers.get("x-test-indicators")
         regions = request.headers.get("x-test-regions")
         indicators = every_indicator if wanted is None else frozenset(filter(None, wanted.split(",")))
-        return Principal(grants=Grants(indicators, frozenset(regions.split(",")) if regions else None))
+        grants = Grants(indicators, frozenset(regions.split(",")) if regions else None)
+        # catalog:read: with introspection on, the subgraph's SDL (_service) is answered (test_subgraph).
+        return Principal(grants=grants, scopes=frozenset({"catalog:read", "data:read"}))
 
     async def start(toml: str, *, execution_timeout: float = 5.0) -> str:
         path = tmp_path / f"hub-{len(running)}.toml"

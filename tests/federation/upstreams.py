@@ -27,6 +27,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from tests.conftest import server_socket
+
 # Exact decimals: the hub must show these digits, never a float's.
 POPULATION = {
     ("79", "2026-M09"): {"": "9876543.21", "SEX=F": "5000000.10", "SEX=M": "4876543.11"},
@@ -53,8 +55,7 @@ FDI = {("VN", "2026-M10"): 3012.25, ("79", "2026-M10"): 812.5, ("01", "2026-M10"
 
 
 async def serve(app: Any, lifespan: str = "off") -> tuple[uvicorn.Server, asyncio.Task, str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = server_socket()
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan=lifespan, timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)

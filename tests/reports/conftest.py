@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +19,7 @@ import uvicorn
 from auth.clients import create_client
 from hub.app import create_app
 from hub.settings import Settings
+from tests.conftest import server_socket
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,8 +53,7 @@ def clock() -> Clock:
 
 @pytest.fixture(scope="session")
 async def report_hub(database_url: str, clock: Clock) -> AsyncIterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = server_socket()
     port = sock.getsockname()[1]
     settings = Settings(port=port, graphiql=False, issuer=f"http://127.0.0.1:{port}", token_rate_limit=10_000)
     server = uvicorn.Server(uvicorn.Config(create_app(settings, database_url, clock=clock), log_level="warning"))

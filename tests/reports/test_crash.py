@@ -32,6 +32,7 @@ from hub.demo.load import load_demo
 from hub.migrate import migrate
 from hub.settings import Settings
 from resolvers.audit import verify_chain
+from tests.conftest import server_socket
 from tests.reports.flows import (
     CELLS,
     MONTHLY,
@@ -177,8 +178,7 @@ class Stream:
 
 async def _serve(url: str) -> tuple[str, uvicorn.Server, asyncio.Task[None], socket.socket]:
     """The hub in this event loop, on a port of its own, with a fixed clock."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = server_socket()
     port = sock.getsockname()[1]
     settings = Settings(
         port=port, graphiql=False, issuer=f"http://127.0.0.1:{port}", token_rate_limit=10_000, pool_max_size=6

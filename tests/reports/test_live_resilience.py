@@ -50,6 +50,7 @@ from hub.settings import Settings
 from resolvers import submissions as workflow
 from resolvers.audit import Actor
 from resolvers.events import QUEUE_SIZE
+from tests.conftest import server_socket
 from tests.reports.test_lifecycle import MONTHLY_CELLS, REVIEW, SUBMIT, fill_monthly, previous_values
 from tests.reports.test_live import SUBMISSIONS, connected, next_payload, start
 
@@ -93,8 +94,7 @@ async def own_pool(own_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def _free_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
+    sock = server_socket()
     return sock
 
 

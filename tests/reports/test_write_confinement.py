@@ -164,8 +164,13 @@ async def test_whoever_submits_never_reviews(gql, token_for, clock, pool) -> Non
 
 
 async def test_a_jump_warning_does_not_quote_the_previous_value(gql, token_for, clock, pool) -> None:
-    """Hole 4: the warning printed the previous figure, which the submitter may not be allowed to read."""
-    province = await token_for("UBND_31", "reports:submit")
+    """Hole 4: the warning printed the previous figure, which the submitter may not be allowed to read.
+
+    A submitter who may read it is warned without the figure; one who may not read it is not warned
+    at all (PostgreSQL's row security hides the figure from the check), since the warning itself,
+    asked again and again with other values, would bracket it.
+    """
+    province = await token_for("UBND_31", "reports:submit data:read field:growth")
     clock.now = datetime(2026, 11, 16, 9, 0, tzinfo=VN)
     previous = await current(pool, "RETAIL", "31", "2026-M05")
     assert previous is not None
