@@ -109,6 +109,12 @@ async def rotate_refresh(pool: asyncpg.Pool, token: str, client_id: str, renew: 
     this commits, so the successor is revoked with it. ``renew`` may raise to refuse; then nothing
     changes and the token stays unused."""
     async with pool.acquire() as conn, conn.transaction():
+        family = await conn.fetchval("SELECT family_id FROM refresh_token WHERE token_hash = $1", token_hash(token))
+        if family is None:
+            return None
+        # Every use and revocation of one family in turn, taken before any of its rows: concurrent
+        # reuses locking its rows in different orders deadlocked (a 500 instead of invalid_grant).
+        await _lock_family(conn, family)
         row = await conn.fetchrow(
             "UPDATE refresh_token SET used_at = now() WHERE token_hash = $1 AND client_id = $2"
             " AND used_at IS NULL AND revoked_at IS NULL AND expires_at > now()"
@@ -136,7 +142,12 @@ async def revoke_refresh(pool: asyncpg.Pool, token: str, client_id: str) -> bool
         return family is not None and await _revoke_family(conn, family)
 
 
+async def _lock_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1::uuid::text, 0))", family_id)
+
+
 async def _revoke_family(conn: asyncpg.Connection, family_id: uuid.UUID) -> bool:
+    await _lock_family(conn, family_id)  # held already when rotating; taken again costs nothing
     hashes = await conn.fetchval(
         "WITH revoked AS (UPDATE refresh_token SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL"
         " RETURNING token_hash) SELECT array_agg(token_hash) FROM revoked",

@@ -196,8 +196,10 @@ async def benchmark(args: argparse.Namespace) -> int:
         dsn = embedded_dsn(args.data_dir)
         base = None
         if args.baseline_tree:
+            tree = args.baseline_tree.resolve()
+            reader = await _reader_before_row_security(tree, dsn)
             base = stack.enter_context(
-                servers.hub(args.data_dir, args.baseline_tree.resolve(), name="base", database_url=dsn)
+                servers.hub(args.data_dir, tree, name="base", database_url=dsn, request_database_url=reader)
             )
             await base.wait_ready("/readyz", within=180)
         postmaster = int((args.data_dir / "pg" / "postmaster.pid").read_text().split()[0])
@@ -209,6 +211,23 @@ async def benchmark(args: argparse.Namespace) -> int:
             return await _measure(args, pool, indicators, hub, base, anchor, CpuMeter(postmaster), started)
         finally:
             await pool.close()
+
+
+async def _reader_before_row_security(tree: Path, dsn: str) -> str | None:
+    """A baseline from before row-level security (migration 0013) never sets the grants its policies
+    read, so as nrhub_app it would see no observation at all. It reads through a role with
+    nrhub_app's grants that bypasses row security, which is how nrhub_app read before 0013."""
+    if (tree / "migrations" / "0013_row_security.sql").exists():
+        return None
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nrhub_bench_base') THEN"
+            " CREATE ROLE nrhub_bench_base LOGIN INHERIT BYPASSRLS IN ROLE nrhub_app; END IF; END $$"
+        )
+    finally:
+        await conn.close()
+    return dsn.replace("postgresql://postgres@", "postgresql://nrhub_bench_base@", 1)
 
 
 async def _measure(

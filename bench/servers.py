@@ -88,7 +88,9 @@ class Child:
             os.unlink(self.log.name)
 
 
-def _hub_environment(data_dir: Path, port: int, tree: Path, database_url: str | None) -> dict[str, str]:
+def _hub_environment(
+    data_dir: Path, port: int, tree: Path, database_url: str | None, request_database_url: str | None
+) -> dict[str, str]:
     # Only the benchmark's settings: an HUB_* variable left in the shell (a database URL, a config
     # file) would point the hub elsewhere than the anchors. The queries are read anonymously, so
     # PUBLIC indicators must be readable without a token, whatever the default.
@@ -98,6 +100,8 @@ def _hub_environment(data_dir: Path, port: int, tree: Path, database_url: str | 
     if database_url:
         # A second hub on the first one's embedded PostgreSQL: it must not migrate what it shares.
         env.update(HUB_DATABASE_URL=database_url, HUB_MIGRATE_ON_START="false")
+    if request_database_url:
+        env.update(HUB_REQUEST_DATABASE_URL=request_database_url)
     if not (tree / "node_modules").is_dir():
         # A checkout without GraphiQL's assets borrows this one's; the hub refuses to start without them.
         env["HUB_ASSETS_DIR"] = str(ROOT / "node_modules")
@@ -105,19 +109,28 @@ def _hub_environment(data_dir: Path, port: int, tree: Path, database_url: str | 
 
 
 @contextlib.contextmanager
-def hub(data_dir: Path, tree: Path = ROOT, *, name: str = "hub", database_url: str | None = None) -> Iterator[Child]:
+def hub(
+    data_dir: Path,
+    tree: Path = ROOT,
+    *,
+    name: str = "hub",
+    database_url: str | None = None,
+    request_database_url: str | None = None,
+) -> Iterator[Child]:
     """``nrhub serve`` on the benchmark data folder; it keeps the embedded PostgreSQL running.
 
     The hub runs the code of ``tree`` (``python -m hub.cli serve`` there, the same entry point as
     the ``nrhub`` script): by default this checkout, or e.g. a ``git worktree`` of a commit, so a
     run measures committed code while the working tree is being edited. With ``database_url`` it
-    connects to that database instead (a baseline hub beside the first, on its PostgreSQL).
+    connects to that database instead (a baseline hub beside the first, on its PostgreSQL), and
+    with ``request_database_url`` its requests log in with that URL.
     """
     if not (data_dir / "pg").is_dir():
         raise ServerFailed(f"no database in {data_dir}: run bench/prepare.py first (see bench/README.md)")
     port = free_port()
     argv = [sys.executable, "-m", "hub.cli", "serve"]
-    child = Child(name, argv, _hub_environment(data_dir, port, tree, database_url), port, cwd=tree)
+    env = _hub_environment(data_dir, port, tree, database_url, request_database_url)
+    child = Child(name, argv, env, port, cwd=tree)
     try:
         yield child
     finally:

@@ -16,6 +16,7 @@ import asyncpg
 import orjson
 
 from hub.settings import Settings
+from resolvers.granted import GrantedConnection
 
 
 class DatabaseUnreachable(Exception):
@@ -26,10 +27,11 @@ APP_ROLE = "nrhub_app"
 log = logging.getLogger("hub")
 
 # Whoever serves requests must not be able to step out of the request role's grants (migration 0012):
-# not a superuser, and not a role that may write the tables the API serves (the owner's URL given
-# by mistake). Checked on every new connection, so no setting can turn the boundary off silently.
+# not a superuser, not a role that skips row-level security (migration 0013), and not a role that
+# may write the tables the API serves (the owner's URL given by mistake). Checked on every new
+# connection, so no setting can turn the boundary off silently.
 _CHECK_ROLE = """
-SELECT current_user AS name, rolsuper AS superuser,
+SELECT current_user AS name, rolsuper AS superuser, rolbypassrls AS bypasses_rls,
        coalesce(has_table_privilege(to_regclass('observation_current'), 'UPDATE'), false) AS writes_served
 FROM pg_roles WHERE rolname = current_user
 """
@@ -56,8 +58,13 @@ def request_url(settings: Settings, url: str) -> str:
 
 async def _init_request_connection(conn: asyncpg.Connection) -> None:
     role = await conn.fetchrow(_CHECK_ROLE)
-    if role["superuser"] or role["writes_served"]:
-        what = "a superuser" if role["superuser"] else "a role that may write observation_current"
+    what = (
+        "a superuser" if role["superuser"]
+        else "a role that bypasses row-level security" if role["bypasses_rls"]
+        else "a role that may write observation_current" if role["writes_served"]
+        else None
+    )  # fmt: skip
+    if what:
         raise UnsafeRequestRole(
             f"request connections must not log in as {role['name']}, {what}; they log in as {APP_ROLE} "
             "(setting request_database_url)"
@@ -79,8 +86,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 async def _reset(conn: asyncpg.Connection) -> None:
     # asyncpg's default reset costs a round trip on every release (measured: a point lookup goes
-    # from 0.14 ms to 0.25 ms). The hub's request connections set no session state, LISTEN on
-    # nothing and release with no open transaction, so there is nothing to reset.
+    # from 0.14 ms to 0.25 ms). The hub's request connections LISTEN on nothing and release with
+    # no open transaction. Their one session state, the grants row-level security reads
+    # (hub.indicators, hub.units), is left in place on purpose: the request handle sets them on
+    # a connection before each statement unless they are already its own (resolvers/granted.py),
+    # so clearing them here would cost every statement a round trip and protect nothing.
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
 
@@ -97,6 +107,7 @@ async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
         "max_size": settings.pool_max_size,
         "init": _init_request_connection,
         "reset": _reset,
+        "connection_class": GrantedConnection,  # remembers whose grants it holds
         "timeout": 10,
         "command_timeout": 60,
     }

@@ -23,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from auth.principal import Principal
 from auth.resource import Unauthorized
+from resolvers.granted import Granted
 from resolvers.loaders import Loaders
 from resolvers.scope import resolve_scope
 from schema.context import Context
@@ -135,12 +136,13 @@ class GraphQLEndpoint:
         pool = hub.pool
         # Authorization first: the caller's scope is fixed before any data is fetched.
         scope = await resolve_scope(pool, principal.grants)
+        db = Granted(pool, scope)  # PostgreSQL applies the grants too (resolvers/granted.py)
         today = date.today()
         context = Context(
-            db=pool,
+            db=db,
             principal=principal,
             scope=scope,
-            loaders=Loaders(pool, scope, today, hub.sources, hub.federated),
+            loaders=Loaders(db, scope, today, hub.sources, hub.federated),
             max_page_size=self.max_page_size,
             today=today,
             request_id=request_id,

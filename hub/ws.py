@@ -31,6 +31,7 @@ from auth.resource import Authenticator, Unauthorized
 from hub.event_stream import SharedResponses, sharing_key, subscribe
 from resolvers.errors import HubError
 from resolvers.events import EventHub, SubscriberTooSlow
+from resolvers.granted import Granted
 from resolvers.loaders import Loaders
 from resolvers.scope import resolve_scope
 from schema.context import Context
@@ -260,12 +261,13 @@ class _Session:
         self.state.connections.add(self.key, principal, peer, self.close)
         self.principal = principal
         scope = await resolve_scope(self.state.pool, principal.grants)
+        db = Granted(self.state.pool, scope)  # PostgreSQL applies the grants too (resolvers/granted.py)
         today = date.today()
         self.context = Context(
-            db=self.state.pool,
+            db=db,
             principal=principal,
             scope=scope,
-            loaders=Loaders(self.state.pool, scope, today, self.state.sources, self.state.federated),
+            loaders=Loaders(db, scope, today, self.state.sources, self.state.federated),
             max_page_size=self.endpoint.max_page_size,
             today=today,
             request_id=self.key,
@@ -313,7 +315,7 @@ class _Session:
             self.context,
             side_errors=[],
             loaders=Loaders(
-                self.state.pool, self.context.scope, self.context.today, self.state.sources, self.state.federated
+                self.context.db, self.context.scope, self.context.today, self.state.sources, self.state.federated
             ),
         )
         if prepared.operation is OperationType.SUBSCRIPTION:

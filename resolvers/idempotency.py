@@ -21,7 +21,11 @@ from resolvers.audit import plain
 from resolvers.errors import BadUserInput, Conflict
 
 _SELECT = "SELECT operation, request_hash, result::text FROM idempotency_key WHERE client_id = $1 AND key = $2"
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 0))"
+# The change is the reporting workflow's, which must read every observation row whatever the
+# caller may read (the revision an accepted value supersedes, the revisions an audit digest
+# covers): hub.every_row lifts row-level security (migration 0013) for this transaction only.
+# The workflow confines its writes itself and returns no figure it read.
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1 || '|' || $2, 0)), set_config('hub.every_row', 'on', true)"
 _INSERT = """
 INSERT INTO idempotency_key (client_id, key, operation, request_hash, result) VALUES ($1, $2, $3, $4, $5::text::jsonb)
 """

@@ -183,6 +183,9 @@ async def test_a_jump_warning_does_not_quote_the_previous_value(gql, token_for, 
     jumps = [p["message"] for p in problems if p["severity"] == "WARNING" and p["indicator"] == "RETAIL"]
     assert warnings == [] and jumps and all("changed by more than" in m for m in jumps)
     assert not any(str(previous) in m or str(previous.normalize()) in m for m in jumps), jumps
+    blind = await token_for("UBND_31", "reports:submit")
+    unseen = (await gql(blind, PROBLEMS, s=opened["submissionId"]))["data"]["submission"]["problems"]
+    assert [p for p in unseen if p["severity"] == "WARNING" and p["indicator"] == "RETAIL"] == []
 
 
 async def test_figures_the_column_cannot_hold_are_refused(gql, token_for, clock, pool) -> None:

@@ -214,12 +214,16 @@ async def test_private_keys_are_out_of_the_request_roles_reach(url: str, request
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         await request_conn.fetchval("SELECT count(*) FROM signing_key")
     # Nor through a function that leaks rows of tables it can read: only the owner's definer functions run as the
-    # owner, and none of them returns keys.
+    # owner, and none of them returns keys (the aggregates read observations past row-level security, migration
+    # 0013, and return one combined value).
     leaks = await request_conn.fetch(
         "SELECT p.oid::regprocedure::text AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-        " WHERE n.nspname = 'public' AND p.prosecdef AND p.prorettype <> 'trigger'::regtype"
+        " WHERE n.nspname = 'public' AND p.prosecdef AND p.prorettype <> 'trigger'::regtype ORDER BY 1"
     )
-    assert leaks == []
+    assert [r["name"] for r in leaks] == [
+        "aggregate_additive(text,text,text,integer,text,text,text[])",
+        "aggregate_observation(text,integer,text,text,text[])",
+    ]
 
 
 async def test_the_request_role_runs_the_whole_workflow_and_what_it_serves_verifies(url: str) -> None:
@@ -228,6 +232,8 @@ async def test_the_request_role_runs_the_whole_workflow_and_what_it_serves_verif
         pool = await create_pool(Settings(pool_min_size=1, pool_max_size=1), url)
         try:
             async with pool.acquire() as conn:
+                # The workflow reads every observation row, as in the hub's mutation transactions (idempotency.py).
+                await conn.execute("SELECT set_config('hub.every_row', 'on', false)")
                 province = (await reporters(conn, MONTHLY))[0]
                 submission = await accepted_report(conn, province, "2026-M09", datetime(2026, 10, 10, 2, tzinfo=UTC))
                 served = await conn.fetchval(

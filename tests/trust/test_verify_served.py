@@ -12,8 +12,11 @@ import asyncio
 import asyncpg
 import pytest
 
+from auth.principal import Grants
 from hub.database import create_pool
 from hub.settings import Settings
+from resolvers.granted import Granted
+from resolvers.scope import resolve_scope
 from tests.trust.conftest import Seeded, failed_naming, nrhub
 
 
@@ -104,7 +107,8 @@ async def test_an_unaudited_revision_is_named(seeded: Seeded, who: str) -> None:
         else:  # the hub's own request pool, as a resolver with an injected statement would use it
             pool = await create_pool(Settings(pool_min_size=1, pool_max_size=1), seeded.url)
             try:
-                revision = await pool.fetchval(_UNAUDITED, seeded.second)
+                scope = await resolve_scope(pool, Grants(frozenset({seeded.indicator}), None))
+                revision = await Granted(pool, scope).fetchval(_UNAUDITED, seeded.second)
             finally:
                 await pool.close()
         conn = await asyncpg.connect(seeded.url)
