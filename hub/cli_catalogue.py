@@ -27,7 +27,6 @@ otherwise (migrations, SQL by hand): ``nrhub audit verify`` names every row chan
 from __future__ import annotations
 
 import argparse
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -36,6 +35,7 @@ from typing import Any
 
 from hub.database import connect
 from hub.settings import Settings
+from hub.toml_files import read_toml
 from resolvers.audit import Actor
 from resolvers.catalogue_admin import (
     catalogue_rows,
@@ -79,12 +79,7 @@ def add_catalogue_commands(commands: argparse._SubParsersAction, with_database: 
 
 
 def _import(settings: Settings, file: Path, with_database: WithDatabase) -> int:
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise CatalogueFileError(f"cannot read {file}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise CatalogueFileError(f"{file} is not valid TOML: {exc}") from None
+    data = read_toml(file, CatalogueFileError)
     unknown = set(data) - {"indicator", "unit", "dimension_value"}
     if unknown:
         raise CatalogueFileError(f"{file}: unknown table {', '.join(sorted(unknown))}")

@@ -26,7 +26,6 @@ A holiday list, when present, replaces the stored one. Everything is applied in 
 from __future__ import annotations
 
 import argparse
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -35,6 +34,7 @@ from typing import Any
 
 from hub.database import connect
 from hub.settings import Settings
+from hub.toml_files import read_toml
 from resolvers.audit import Actor, append_entry
 from resolvers.errors import BadUserInput
 from resolvers.regime_admin import ItemSpec, RegimeSpec, replace_holidays, upsert_regime
@@ -62,12 +62,7 @@ def add_regime_commands(commands: argparse._SubParsersAction, with_database: Wit
 
 
 def _import(settings: Settings, file: Path, with_database: WithDatabase) -> int:
-    try:
-        data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise RegimeFileError(f"cannot read {file}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise RegimeFileError(f"{file} is not valid TOML: {exc}") from None
+    data = read_toml(file, RegimeFileError)
     specs = [_spec(r, file) for r in data.get("regime", [])]
     holidays = {_date(h, file): str(h.get("name", "")) for h in data.get("holiday", [])} if "holiday" in data else None
 

@@ -6,11 +6,17 @@ created on it per session), or else the embedded server under .hub-data/test.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -49,6 +55,69 @@ def server_socket() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     return sock
+
+
+@contextlib.asynccontextmanager
+async def serving_hub(
+    database_url: str,
+    *,
+    authenticate: Callable[..., Awaitable[Any]] | None = None,
+    clock: Callable[[], datetime] | None = None,
+    **settings: Any,
+) -> AsyncIterator[str]:
+    """A real hub on 127.0.0.1, served by uvicorn in this event loop; its base URL while it runs.
+
+    ``settings`` override the defaults (no GraphiQL; the issuer is the server's own address, pass
+    ``issuer`` to run a replica of another hub). Served as `nrhub serve` serves: uvicorn does not
+    rewrite the peer from X-Forwarded-For; the hub alone decides whose it believes (HUB_TRUSTED_PROXIES).
+    """
+    import uvicorn
+
+    from hub.app import create_app
+    from hub.settings import Settings
+
+    sock = server_socket()
+    port = sock.getsockname()[1]
+    values: dict[str, Any] = {"graphiql": False, "port": port, "issuer": f"http://127.0.0.1:{port}", **settings}
+    app = create_app(Settings(**values), database_url, authenticate=authenticate, clock=clock)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            if task.done():
+                task.result()  # raises what stopped the server
+            await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@dataclass(frozen=True)
+class CliRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def run_nrhub(*args: str, database_url: str, seconds: float = 60) -> CliRun:
+    """The real ``nrhub`` command line against a database (HUB_DATABASE_URL), as an operator runs it,
+    bounded in time; no other HUB_* variable of the test's environment reaches it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
+    env["HUB_DATABASE_URL"] = database_url
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "hub.cli", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), seconds)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode is not None
+    return CliRun(process.returncode, out.decode(), err.decode())
 
 
 @pytest.fixture(scope="session")
@@ -129,13 +198,7 @@ async def all_indicators(pool) -> frozenset[str]:
 @pytest.fixture(scope="session")
 async def hub_url(database_url: str, all_indicators: frozenset[str]) -> AsyncIterator[str]:
     """A real hub on 127.0.0.1 (uvicorn in this event loop), principals chosen by test headers."""
-    import asyncio
-
-    import uvicorn
-
     from auth.principal import Grants, Principal
-    from hub.app import create_app
-    from hub.settings import Settings
 
     async def authenticate(request) -> Principal:
         wanted = request.headers.get("x-test-indicators")
@@ -145,14 +208,5 @@ async def hub_url(database_url: str, all_indicators: frozenset[str]) -> AsyncIte
         # catalog:read: introspection is on here, and answered only to holders of it (the HTTP audit asks __type).
         return Principal(grants=grants, scopes=frozenset({"catalog:read", "data:read"}))
 
-    sock = server_socket()
-    port = sock.getsockname()[1]
-    app = create_app(Settings(introspection=True, graphiql=False), database_url, authenticate=authenticate)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    sock.close()
+    async with serving_hub(database_url, authenticate=authenticate, introspection=True) as url:
+        yield url

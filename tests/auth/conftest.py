@@ -8,7 +8,6 @@ itself is tested on an app of its own with a database of its own.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -16,13 +15,10 @@ from dataclasses import dataclass
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 
 from auth.clients import create_client
-from hub.app import create_app
 from hub.database import connect
-from hub.settings import Settings
-from tests.conftest import server_socket
+from tests.conftest import serving_hub
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,30 +31,9 @@ class Registered:
 
 @contextlib.asynccontextmanager
 async def serving(database_url: str, **overrides: object) -> AsyncIterator[str]:
-    """A hub on a pre-bound 127.0.0.1 socket, served by uvicorn in this event loop.
-
-    The issuer defaults to the server's own address; pass ``issuer`` to run a replica of another hub.
-    """
-    sock = server_socket()
-    port = sock.getsockname()[1]
-    values: dict[str, object] = {"introspection": True, "graphiql": False, "port": port}
-    values["issuer"] = f"http://127.0.0.1:{port}"
-    values.update(overrides)
-    app = create_app(Settings(**values), database_url)  # type: ignore[arg-type]
-    # As `nrhub serve` runs it: uvicorn does not rewrite the peer from X-Forwarded-For; the hub alone
-    # decides whose forwarded address it believes (HUB_TRUSTED_PROXIES).
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # raises what stopped the server
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    """A hub as an operator runs it, with introspection on (tests/conftest.py ``serving_hub``)."""
+    async with serving_hub(database_url, **{"introspection": True, **overrides}) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

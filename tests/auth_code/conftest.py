@@ -14,13 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 
 from auth.clients import create_client
 from auth.users import create_user
-from hub.app import create_app
-from hub.settings import Settings
-from tests.conftest import server_socket
+from tests.conftest import serving_hub
 
 REDIRECT = "http://127.0.0.1:9/callback"
 PASSWORD = "a long enough passphrase"
@@ -29,21 +26,9 @@ LABOUR = "data:read field:labour"
 
 @pytest.fixture(scope="module")
 async def oauth_hub(database_url: str) -> AsyncIterator[str]:
-    sock = server_socket()
-    port = sock.getsockname()[1]
     # The token endpoint's per-address counters are shared by every module's hub on 127.0.0.1.
-    settings = Settings(port=port, graphiql=False, issuer=f"http://127.0.0.1:{port}", token_rate_limit=10_000)
-    # As `nrhub serve` runs it: uvicorn does not rewrite the peer from X-Forwarded-For; the hub alone
-    # decides whose forwarded address it believes (HUB_TRUSTED_PROXIES).
-    config = uvicorn.Config(create_app(settings, database_url), log_level="warning", proxy_headers=False)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    sock.close()
+    async with serving_hub(database_url, token_rate_limit=10_000) as url:
+        yield url
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -9,20 +9,15 @@ caller gets its token from the hub's own /oauth/token (client credentials), as a
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import asyncpg
 import httpx
-import uvicorn
 
 from auth.clients import create_client
-from hub.app import create_app
-from hub.settings import Settings
 from tests.canary.canaries import (
     CANARY,
     CANARY_DEFINITION,
@@ -43,6 +38,7 @@ from tests.canary.canaries import (
     PROBE,
     PROBE_FIELD,
 )
+from tests.conftest import serving_hub
 
 
 @dataclass(frozen=True)
@@ -80,27 +76,10 @@ ACCEPT = "mutation($s: Int!, $k: String!) { reviewReport(submissionId: $s, decis
 
 @contextlib.asynccontextmanager
 async def serving(database_url: str) -> AsyncIterator[str]:
-    """The hub as an operator runs it (real OAuth, real resource server) on a pre-bound 127.0.0.1 socket,
-    served by uvicorn in this event loop (the pattern of tests/auth/conftest.py)."""
-    # IPPROTO_TCP explicitly, as hub/cli.py binds: asyncio sets TCP_NODELAY only on sockets it knows are TCP,
-    # and without it every answer on a kept-alive connection waits 40 ms for the client's delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    # public_read: callers without a token read PUBLIC indicators, the most an anonymous caller can be given.
-    settings = Settings(port=port, issuer=f"http://127.0.0.1:{port}", graphiql=False, public_read=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, database_url), log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # raises what stopped the server
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    """The hub as an operator runs it (real OAuth, real resource server), with public reading on:
+    callers without a token read PUBLIC indicators, the most an anonymous caller can be given."""
+    async with serving_hub(database_url, public_read=True) as url:
+        yield url
 
 
 async def plant(conn: asyncpg.Connection) -> None:

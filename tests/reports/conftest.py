@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 
 from auth.clients import create_client
-from hub.app import create_app
-from hub.settings import Settings
-from tests.conftest import server_socket
+from tests.conftest import CliRun, run_nrhub, serving_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,17 +47,8 @@ def clock() -> Clock:
 
 @pytest.fixture(scope="session")
 async def report_hub(database_url: str, clock: Clock) -> AsyncIterator[str]:
-    sock = server_socket()
-    port = sock.getsockname()[1]
-    settings = Settings(port=port, graphiql=False, issuer=f"http://127.0.0.1:{port}", token_rate_limit=10_000)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings, database_url, clock=clock), log_level="warning"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
-    sock.close()
+    async with serving_hub(database_url, clock=clock, token_rate_limit=10_000) as url:
+        yield url
 
 
 TokenFor = Callable[[str, str], Awaitable[str]]
@@ -185,40 +170,10 @@ async def clone_demo(admin_url: str, demo_template: str) -> AsyncIterator[CloneD
         await conn.close()
 
 
-@dataclass(frozen=True)
-class CliRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
 Nrhub = Callable[..., Awaitable[CliRun]]
 
 
 @pytest.fixture(scope="session")
 def nrhub() -> Nrhub:
-    """Run the real ``nrhub`` command line against a database (HUB_DATABASE_URL), bounded in time."""
-
-    async def run(*args: str, database_url: str, seconds: float = 60) -> CliRun:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-        env["HUB_DATABASE_URL"] = database_url
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hub.cli",
-            *args,
-            cwd=ROOT,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), seconds)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            raise
-        assert process.returncode is not None
-        return CliRun(process.returncode, out.decode(), err.decode())
-
-    return run
+    """Run the real ``nrhub`` command line against a database (tests/conftest.py ``run_nrhub``)."""
+    return run_nrhub

@@ -9,21 +9,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
 import httpx
-import uvicorn
 import websockets
 
 from auth.clients import create_client
 from auth.graphiql_client import GRAPHIQL_CLIENT_ID
 from auth.principal import Grants, Principal
-from hub.app import create_app
-from hub.settings import Settings, load_settings
+from hub.settings import load_settings
+from tests.conftest import serving_hub
 
 ROOT = Path(__file__).resolve().parents[2]
 HEADLINE = {"GDP_GROWTH", "CPI_YOY", "POPULATION"}
@@ -36,24 +34,9 @@ SDL = "{ _service { sdl } }"
 async def serving(
     database_url: str, authenticate: Callable[..., Awaitable[Principal]] | None = None, **settings: object
 ) -> AsyncIterator[str]:
-    """A hub with these settings (else the defaults) on a pre-bound socket, in this event loop."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    base = Settings(port=port, issuer=f"http://127.0.0.1:{port}", graphiql=False, token_rate_limit=10_000)
-    app = create_app(base.replace(**settings), database_url, authenticate=authenticate)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()
-            await asyncio.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    """A hub with these settings, else the defaults (what is under test), and no token rate limit to speak of."""
+    async with serving_hub(database_url, authenticate=authenticate, **{"token_rate_limit": 10_000, **settings}) as url:
+        yield url
 
 
 async def token(url: str, database_url: str, agency: str, scopes: str) -> str:

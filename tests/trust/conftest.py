@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +9,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from hub.demo.regimes import load_regimes
 from resolvers.audit import SYSTEM, append_entry, revision_digest
+from tests.conftest import CliRun, run_nrhub
 
 ROOT = Path(__file__).resolve().parents[2]
 PERIODS = {
@@ -83,29 +82,7 @@ async def seeded(new_reference_database) -> Seeded:
     return Seeded(url, indicator, ((a, a_code), (b, b_code)), (p1, p2), first, corrected, second, other)
 
 
-@dataclass(frozen=True)
-class CliRun:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def nrhub(*args: str, database_url: str, seconds: float = 60) -> CliRun:
-    """The real ``nrhub`` command line against a database, as an operator runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
-    env["HUB_DATABASE_URL"] = database_url
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub.cli", *args, cwd=ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), seconds)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    assert process.returncode is not None
-    return CliRun(process.returncode, out.decode(), err.decode())
+nrhub = run_nrhub  # the real command line, as an operator runs it
 
 
 def failed_naming(run: CliRun, *names: str) -> str:
@@ -117,3 +94,15 @@ def failed_naming(run: CliRun, *names: str) -> str:
     for name in names:
         assert name in lines[0], (name, lines[0])
     return lines[0]
+
+
+@pytest.fixture(scope="module")
+async def workflow_url(new_reference_database) -> str:
+    """A reference database with the demo's regimes: enough to run the reporting workflow."""
+    url = await new_reference_database()
+    conn = await asyncpg.connect(url)
+    try:
+        await load_regimes(conn)
+    finally:
+        await conn.close()
+    return url

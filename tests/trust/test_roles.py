@@ -15,7 +15,6 @@ import asyncpg
 import pytest
 
 from hub.database import APP_ROLE, DatabaseUnreachable, create_pool, request_url
-from hub.demo.regimes import load_regimes
 from hub.settings import Settings
 from resolvers.audit import verify_chain, verify_served
 from tests.reports.flows import MONTHLY, accepted_report, reporters
@@ -64,14 +63,8 @@ REQUEST_ROLE = {
 
 
 @pytest.fixture(scope="module")
-async def url(new_reference_database) -> str:
-    url = await new_reference_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await load_regimes(conn)
-    finally:
-        await conn.close()
-    return url
+async def url(workflow_url: str) -> str:
+    return workflow_url
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ import pytest
 
 from auth.principal import Grants
 from hub.database import create_pool, request_url
-from hub.demo.regimes import load_regimes
 from hub.settings import Settings
 from resolvers import submissions as workflow
 from resolvers.audit import Actor, verify_chain, verify_served
@@ -154,17 +153,6 @@ async def test_a_region_limited_callers_national_aggregate_is_the_nations(hub_ur
         answers.append(body["data"]["aggregate"])
     assert answers[0]["value"] is not None and answers[0]["provenance"]["storedParts"] == 34
     assert answers[1] == answers[2] == answers[0]
-
-
-@pytest.fixture(scope="module")
-async def workflow_url(new_reference_database) -> str:
-    url = await new_reference_database()
-    conn = await asyncpg.connect(url)
-    try:
-        await load_regimes(conn)
-    finally:
-        await conn.close()
-    return url
 
 
 async def test_a_reviewer_who_may_read_nothing_accepts_and_corrections_chain(workflow_url: str) -> None:
