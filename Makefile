@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 
 .PHONY: run test setup browser lint clean
+.PHONY: mypy mypy-baseline test-latest constraints
 
-# The demo's ministry API (a federated source, README "Federation") runs beside the hub and is
+# The demo's ministry API (a federated source, docs/federation.md) runs beside the hub and is
 # stopped with it, however the hub ends.
 run: setup
+	@echo 'make: nrhub is in .venv/bin: call .venv/bin/nrhub, or run . .venv/bin/activate first (docs/commands.md)'
 	$(BIN)/nrhub demo load
 	$(BIN)/python -m hub.demo.tourism_api & api=$$!; \
 	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
@@ -15,14 +17,15 @@ run: setup
 
 test: setup browser
 	$(BIN)/ruff check .
+	$(BIN)/python .ci/mypy_baseline.py
 	$(BIN)/pytest -q
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 # GraphiQL's JavaScript and CSS come from npm at the versions pinned in package-lock.json.
@@ -49,3 +52,33 @@ lint: setup
 
 clean:
 	rm -rf $(VENV) node_modules .hub-data
+	rm -rf $(LATEST)
+
+# Types (issue 17). mypy must report nothing that mypy-baseline.txt does not list, and every line there
+# must still occur: the baseline only shrinks. The modules of pyproject.toml's strict override (every
+# new module) may have no line there at all.
+mypy: setup
+	$(BIN)/python .ci/mypy_baseline.py
+
+# Rewrites mypy-baseline.txt from what mypy reports now (after moving modules, say). Review the diff:
+# a line added is an error accepted.
+mypy-baseline: setup
+	$(BIN)/python .ci/mypy_baseline.py --update
+
+# The newest releases pyproject.toml allows, without constraints.txt, in a venv of their own: what an
+# upgrade would break, before it is made (schema/engine_internals.py's tests name the private parts of
+# strawberry and graphql-core that changed). PYTEST_ARGS narrows the run, e.g. PYTEST_ARGS=tests/schema.
+LATEST := .venv-latest
+PYTEST_ARGS ?=
+test-latest: node_modules/.installed browser
+	test -x $(LATEST)/bin/python || $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/pip install --quiet --upgrade pip
+	$(LATEST)/bin/pip install --quiet --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST)/bin/pip freeze --exclude-editable | grep -i -E '^(strawberry-graphql|graphql-core)=='
+	$(LATEST)/bin/ruff check .
+	$(LATEST)/bin/pytest -q $(PYTEST_ARGS)
+
+# constraints.txt from what .venv holds now, after a deliberate upgrade there (its header kept).
+constraints: setup
+	{ grep '^#' constraints.txt; $(BIN)/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt

@@ -7,7 +7,8 @@ redirected (section 4.1.2.1), so the endpoint cannot be used as an open redirect
 
 Password guessing is limited per account and per address: an attempt is counted before the password
 is hashed, and taken back when the password was right, so only failures add up. Past a limit the
-form answers 429 without hashing anything.
+form answers 429 without hashing anything. A form past HUB_MAX_BODY_BYTES (auth.body_limit) is
+answered 413 on the page.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from auth.address import Network, request_address
+from auth.body_limit import BodyTooLarge
 from auth.codes import insert_code
+from auth.http_status import status_for
 from auth.ratelimit import RateLimiter
 from auth.scopes import ScopeError, beyond, intersect, parse_scope
 from auth.users import authenticate_user
@@ -74,7 +77,12 @@ class AuthorizationEndpoint:
         self._limiter = RateLimiter(pool, window_seconds=SIGN_IN_WINDOW_SECONDS)
 
     async def handle(self, request: Request) -> Response:
-        params = dict(request.query_params) if request.method == "GET" else dict(await request.form())
+        try:
+            params = dict(request.query_params) if request.method == "GET" else dict(await request.form())
+        except BodyTooLarge as exc:
+            return _page(
+                f"<h1>The sign-in form is too large</h1><p>{html.escape(exc.description)}</p>", status_for(exc)
+            )
         try:
             auth = await self._validate(params)
         except _ShowError as exc:

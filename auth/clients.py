@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from auth.operator_errors import OperatorError
 from auth.scopes import check_catalogue
 from auth.secrets import hash_secret, new_client_id, new_secret
 
 
-class ClientError(Exception):
+class ClientError(OperatorError):
     """An operator's request about clients cannot be done; the message says why."""
 
 

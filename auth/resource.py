@@ -22,6 +22,8 @@ from auth.tokens import InvalidToken, unverified_issuer, verify_access_token
 class Unauthorized(Exception):
     """401 with the challenge RFC 6750 section 3 asks for."""
 
+    code = "UNAUTHENTICATED"  # its status comes from auth.http_status, as every error's does
+
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description

@@ -7,6 +7,8 @@ from collections.abc import Collection, Sequence
 
 import asyncpg
 
+from auth.operator_errors import OperatorError
+
 FIXED = {"catalog:read", "data:read", "reports:submit", "reports:review", "audit:read", "admin"}
 _PARAMETRISED = re.compile(r"^(indicator:[A-Z][A-Z0-9_]{1,63}|field:[a-z_]+|region:(VN|[0-9]{2}|[0-9]{5}))$")
 REGION = "region:"
@@ -14,7 +16,7 @@ REGION = "region:"
 READING = {"catalog:read", "data:read"}
 
 
-class ScopeError(Exception):
+class ScopeError(OperatorError):
     """A scope is not one the hub knows, or grants cannot be combined; the message says which."""
 
 

@@ -1,7 +1,9 @@
 """The OAuth2 authorization server's endpoints (RFC 6749, 7009, 7662, 8414, 9068).
 
 Grants: client_credentials for machines (client_secret_basic or client_secret_post). Errors are
-authlib's OAuth2Error classes, which carry their own status, body and headers.
+authlib's OAuth2Error classes, which carry their own body and headers; their status comes from the
+one table (auth.http_status). Bodies are limited by HUB_MAX_BODY_BYTES (auth.body_limit): a form
+past it is answered 413 with an ``invalid_request`` body.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from starlette.responses import JSONResponse, Response
 
 from auth.address import parse_proxies, request_address
 from auth.authorize import AuthorizationEndpoint
+from auth.body_limit import BodyTooLarge
 from auth.codes import Grant, access_token_id, insert_refresh, redeem_code, revoke_refresh, rotate_refresh
+from auth.http_status import STATUS_BY_CODE, status_for
 from auth.keys import ALGORITHM, KeyStore
 from auth.ratelimit import RateLimiter
 from auth.scopes import FIXED, ScopeError, beyond, intersect, parse_scope
@@ -118,7 +122,7 @@ class AuthorizationServer:
             if grant_type == "refresh_token":
                 return await self._refresh(client, form)
             raise UnsupportedGrantTypeError()
-        except OAuth2Error as error:
+        except (OAuth2Error, BodyTooLarge) as error:
             return _error_response(error)
 
     async def _redeem_code(self, client: AuthenticatedClient, form: dict[str, str]) -> Response:
@@ -213,7 +217,7 @@ class AuthorizationServer:
             if refused := await self._over_limit(f"token:others:addr:{request_address(request, self._proxies)}"):
                 return refused
             client = await self._authenticate_client(request, form, allow_public=True)
-        except OAuth2Error as error:
+        except (OAuth2Error, BodyTooLarge) as error:
             return _error_response(error)
         token = form.get("token", "")
         claims = await self._claims(token)
@@ -235,7 +239,7 @@ class AuthorizationServer:
             if refused := await self._over_limit(f"token:others:addr:{request_address(request, self._proxies)}"):
                 return refused
             await self._authenticate_client(request, form)
-        except OAuth2Error as error:
+        except (OAuth2Error, BodyTooLarge) as error:
             return _error_response(error)
         claims = await self._claims(form.get("token", ""))
         if claims is None:
@@ -318,9 +322,7 @@ class AuthorizationServer:
         stored = row["secret_hash"] if row else None
         ok = await asyncio.to_thread(verify_secret, secret or "", stored)
         if not ok or row is None or row["disabled"]:
-            error = InvalidClientError(description="client authentication failed")
-            error.status_code = 401
-            raise error
+            raise InvalidClientError(description="client authentication failed")
         return AuthenticatedClient(row["client_id"], row["agency_code"], frozenset(row["scopes"]), True)
 
 
@@ -344,7 +346,7 @@ def _credentials(request: Request, form: dict[str, str]) -> tuple[str | None, st
 def _slow_down(retry_after: int) -> Response:
     return JSONResponse(
         {"error": "slow_down", "error_description": "too many token requests"},
-        429,
+        STATUS_BY_CODE["slow_down"],
         headers={"Retry-After": str(retry_after), **NO_STORE},
     )
 
@@ -352,10 +354,7 @@ def _slow_down(retry_after: int) -> Response:
 async def _form(request: Request) -> dict[str, str]:
     if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
         raise InvalidRequestError(description="send application/x-www-form-urlencoded")
-    body = await request.body()
-    if len(body) > 16_384:
-        raise InvalidRequestError(description="the request is too large")
-    form = await request.form()
+    form = await request.form()  # raises BodyTooLarge past HUB_MAX_BODY_BYTES
     values: dict[str, str] = {}
     for key, value in form.multi_items():
         if key in values:  # RFC 6749 section 3.2: parameters must not repeat
@@ -364,8 +363,11 @@ async def _form(request: Request) -> dict[str, str]:
     return values
 
 
-def _error_response(error: OAuth2Error) -> Response:
-    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
-    if error.status_code == 401:
+def _error_response(error: OAuth2Error | BodyTooLarge) -> Response:
+    """An OAuth error response (RFC 6749 section 5.2); a body past the limit is an invalid_request."""
+    status = status_for(error)
+    oauth = error if isinstance(error, OAuth2Error) else InvalidRequestError(description=error.description)
+    headers = {k: v for k, v in oauth.get_headers() if k.lower() != "content-type"}
+    if status == 401:
         headers["WWW-Authenticate"] = 'Basic realm="nrhub"'
-    return JSONResponse(dict(error.get_body()), error.status_code, headers=headers)
+    return JSONResponse(dict(oauth.get_body()), status, headers=headers)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
 from auth.clients import ClientError
+from auth.codes import revoke_user_families
 from auth.scopes import check_catalogue
 from auth.secrets import hash_secret, verify_secret
 
@@ -17,6 +19,20 @@ class User:
     username: str
     agency_code: str
     scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A person as operators see them in ``nrhub users list``: never the password hash."""
+
+    username: str
+    agency_code: str
+    scopes: tuple[str, ...]
+    disabled: bool
+    created_at: datetime
+
+
+_SELECT_ACCOUNTS = "SELECT username, agency_code, scopes, disabled, created_at FROM hub_user ORDER BY username"
 
 
 async def create_user(
@@ -51,3 +67,22 @@ async def authenticate_user(pool: asyncpg.Pool, username: str, password: str) ->
     if not ok or row is None or row["disabled"]:
         return None
     return User(row["username"], row["agency_code"], frozenset(row["scopes"]))
+
+
+async def list_accounts(conn: asyncpg.Connection) -> list[Account]:
+    return [
+        Account(r["username"], r["agency_code"], tuple(r["scopes"]), r["disabled"], r["created_at"])
+        for r in await conn.fetch(_SELECT_ACCOUNTS)
+    ]
+
+
+async def disable_user(conn: asyncpg.Connection, username: str) -> tuple[bool, int]:
+    """Disable a person: no more sign-ins, refreshes or API calls, and every live sign-in revoked.
+
+    Returns whether they were disabled already and how many sign-ins (refresh token families) ended.
+    Call in a transaction: the flag and the revocations take effect together."""
+    was_disabled = await conn.fetchval("SELECT disabled FROM hub_user WHERE username = $1 FOR UPDATE", username)
+    if was_disabled is None:
+        raise ClientError(f"there is no user {username}")
+    await conn.execute("UPDATE hub_user SET disabled = true WHERE username = $1", username)
+    return was_disabled, await revoke_user_families(conn, username)

@@ -1,4 +1,8 @@
-"""The app factory: routes, middleware and the lifespan that owns the pool."""
+"""The app factory: routes, middleware and the lifespan that owns the pool.
+
+Middleware, outermost first: the request id (hub.request_id: every response carries X-Request-Id),
+then the one body limit (auth.body_limit: HUB_MAX_BODY_BYTES for every route).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ from datetime import UTC, datetime
 import asyncpg
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
 from auth.anonymous import PublicReader
+from auth.body_limit import BodyLimit
 from auth.external import ExternalIssuer
 from auth.graphiql_client import ensure_graphiql_client
 from auth.keys import KeyStore
@@ -26,12 +32,14 @@ from hub.bulk_http import upload_values
 from hub.database import create_owner_pool, create_pool
 from hub.graphql_http import GraphQLEndpoint, read_headers
 from hub.migrate import MigrationError, pending_migrations
+from hub.request_id import RequestId
 from hub.settings import Settings
 from hub.sources import open_registry
 from hub.ws import Connections, GraphQLWebSocket
 from resolvers.events import EventHub
 from resolvers.federated_indicators import FederatedIndicators
 from resolvers.sources.registry import SourceRegistry
+from schema.context import ContextFactory
 from schema.execution import Executor
 from schema.limits import Limits
 
@@ -52,6 +60,7 @@ class HubState:
     oauth: AuthorizationServer
     events: EventHub
     connections: Connections
+    contexts: ContextFactory  # every transport's per-request Context (schema.context)
     sources: SourceRegistry | None = None  # federated sources (hub/sources.py)
     federated: FederatedIndicators | None = None  # which indicators those sources serve
 
@@ -108,10 +117,13 @@ def create_app(
         connections.start()
         # Federated sources connect on first use, so one that is down does not stop the start.
         sources = open_registry(settings.sources, database_url, execution_timeout=settings.execution_timeout)
+        contexts = ContextFactory(pool, settings.max_page_size, server_clock, sources, federated, events)
         if after_start is not None:
             after_start()
         try:
-            state = HubState(settings, pool, owner, authenticator, oauth, events, connections, sources, federated)
+            state = HubState(
+                settings, pool, owner, authenticator, oauth, events, connections, contexts, sources, federated
+            )
             yield {"hub": state}
         finally:
             await connections.stop()
@@ -140,11 +152,8 @@ def create_app(
     graphql = GraphQLEndpoint(
         executor,
         authenticate or bearer,
-        max_body_bytes=settings.max_body_bytes,
-        max_page_size=settings.max_page_size,
         suggestions=settings.suggestions,
         graphiql=_graphiql_page(settings),
-        clock=server_clock,
     )
     websocket = GraphQLWebSocket(
         executor,
@@ -152,8 +161,6 @@ def create_app(
         allowed_origins=frozenset(o.strip() for o in settings.ws_allowed_origins.split(",") if o.strip()),
         own_origin=settings.issuer_url,
         init_timeout=settings.ws_init_timeout,
-        max_page_size=settings.max_page_size,
-        clock=server_clock,
     )
     routes = [  # /graphql first: the router tries the routes in order on every request
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -164,7 +171,8 @@ def create_app(
         Route("/reports/{submission_id:int}/values", upload_values, methods=["PUT"]),
         *_graphiql_routes(settings),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(RequestId), Middleware(BodyLimit, max_bytes=settings.max_body_bytes)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.clock = server_clock
     return app
 

@@ -2,6 +2,8 @@
 
 All or nothing: one bad row and no cell is saved, and every bad row is listed (422). The
 ``Idempotency-Key`` header is required, as for every change; the key covers the file's digest.
+The file is limited as every body is (HUB_MAX_BODY_BYTES, auth.body_limit); errors take their
+status from the one table (auth.http_status).
 """
 
 from __future__ import annotations
@@ -13,15 +15,17 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from auth.body_limit import BodyTooLarge
+from auth.http_status import status_for
 from auth.resource import Unauthorized
+from hub.request_id import request_id_of
 from resolvers import submissions as workflow
 from resolvers.audit import Actor
 from resolvers.bulk import parse_cells
-from resolvers.errors import HubError
+from resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
 from resolvers.idempotency import idempotent
 
 MEDIA_TYPES = ("text/csv", "application/vnd.sdmx.data+csv")
-MAX_UPLOAD_BYTES = 32 * 1024 * 1024
 _MAX_ID = 2**63 - 1  # submission ids are bigint; a larger number in the path names nothing
 
 
@@ -30,30 +34,31 @@ async def upload_values(request: Request) -> Response:
     try:
         principal = await state.authenticator.principal(request.headers.get("authorization"))
     except Unauthorized as exc:
-        return _error(401, "UNAUTHENTICATED", exc.description, {"WWW-Authenticate": exc.challenge})
+        return _error(exc, exc.description, {"WWW-Authenticate": exc.challenge})
     if not principal.has_scope("reports:submit") or principal.agency_code is None or principal.client_id is None:
-        return _error(403, "FORBIDDEN", "uploading values needs the reports:submit scope of an agency's client")
+        return _refuse(Forbidden("uploading values needs the reports:submit scope of an agency's client"))
     # Whose report it is, before anything is read of it or of the file (whose errors would quote its
     # period): another agency's report is answered exactly as one that does not exist.
     submission_id = int(request.path_params["submission_id"])
     submission = await workflow.fetch_submission(state.pool, submission_id) if submission_id <= _MAX_ID else None
     if submission is None or submission.agency_code != principal.agency_code:
-        return _error(404, "NOT_FOUND", f"there is no submission {submission_id}")
+        return _refuse(NotFound(f"there is no submission {submission_id}"))
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type not in MEDIA_TYPES:
-        return _error(415, "BAD_USER_INPUT", f"send {' or '.join(MEDIA_TYPES)}")
+    if media_type not in MEDIA_TYPES:  # HTTP's Unsupported Media Type, not an error of the hub's table
+        return _payload(415, "BAD_USER_INPUT", f"send {' or '.join(MEDIA_TYPES)}")
     key = request.headers.get("idempotency-key", "")
-    body = await _read(request)
-    if body is None:
-        return _error(413, "BAD_USER_INPUT", f"the file is larger than {MAX_UPLOAD_BYTES} bytes")
+    try:
+        body = await request.body()
+    except BodyTooLarge as exc:
+        return _error(exc, exc.description)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return _error(400, "BAD_USER_INPUT", "the file is not UTF-8")
+        return _refuse(BadUserInput("the file is not UTF-8"))
     cells, problems = parse_cells(text, media_type, submission.period)
     if problems:
         return JSONResponse({"saved": 0, "errors": [{"row": p.row, "message": p.message} for p in problems]}, 422)
-    actor = Actor(principal.agency_code, principal.client_id, principal.user, request.headers.get("x-request-id"))
+    actor = Actor(principal.agency_code, principal.client_id, principal.user, request_id_of(request.scope))
     now = getattr(request.app.state, "clock", lambda: datetime.now(UTC))()
 
     async def change(conn: Any) -> dict[str, Any]:
@@ -67,8 +72,7 @@ async def upload_values(request: Request) -> Response:
     try:
         result = await idempotent(state.pool, principal.client_id, key, "uploadValues", request_digest, change)
     except HubError as exc:
-        status = {"FORBIDDEN": 403, "NOT_FOUND": 404, "CONFLICT": 409}.get(exc.code, 400)
-        return _error(status, exc.code, exc.message)
+        return _refuse(exc)
     if result["problems"]:
         rows = _rows_of(cells)
         errors = [
@@ -78,18 +82,6 @@ async def upload_values(request: Request) -> Response:
     return JSONResponse({"submission": submission_id, "saved": result["saved"]})
 
 
-async def _read(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_UPLOAD_BYTES:
-        return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_UPLOAD_BYTES:
-            return None
-    return bytes(body)
-
-
 def _rows_of(cells: list[workflow.CellValue]) -> dict[tuple[str, str], int]:
     rows: dict[tuple[str, str], int] = {}
     for line, cell in enumerate(cells, start=2):
@@ -97,5 +89,17 @@ def _rows_of(cells: list[workflow.CellValue]) -> dict[tuple[str, str], int]:
     return rows
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _refuse(error: HubError) -> JSONResponse:
+    return _error(error, error.message)
+
+
+def _error(
+    error: HubError | Unauthorized | BodyTooLarge, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The upload's error format; the status from the one table, the code from the fixed set."""
+    code = "BAD_USER_INPUT" if isinstance(error, BodyTooLarge) else error.code
+    return _payload(status_for(error), code, message, headers)
+
+
+def _payload(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]}, status, headers=headers)

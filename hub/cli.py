@@ -1,7 +1,8 @@
 """The ``nrhub`` command line: serve, migrate, load demo data, report status.
 
 Every expected failure (bad configuration, unreachable database, edited migration, port in use)
-ends with one line on stderr naming the problem and a non-zero exit, never a traceback.
+is an ``OperatorError`` (auth/operator_errors.py draws the tree) and ends with one line on stderr
+naming the problem and exit status 1, never a traceback.
 """
 
 from __future__ import annotations
@@ -9,36 +10,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from hub.cli_audit import AuditFailure, add_audit_commands
-from hub.cli_auth import EXPECTED_AUTH_ERRORS, add_auth_commands
-from hub.cli_catalogue import CatalogueFileError, add_catalogue_commands
-from hub.cli_regimes import RegimeFileError, add_regime_commands
+import asyncpg
+
+from auth.operator_errors import OperatorError
+from hub.cli_agencies import add_agency_commands
+from hub.cli_audit import add_audit_commands
+from hub.cli_auth import add_auth_commands
+from hub.cli_catalogue import add_catalogue_commands
+from hub.cli_regimes import add_regime_commands
 from hub.collector import settle_collector
-from hub.database import DatabaseUnreachable, connect
-from hub.demo.load import DemoScaleMismatch
-from hub.embedded import EmbeddedStartError, database_url
-from hub.migrate import MigrationError, migrate, pending_migrations
-from hub.settings import ConfigError, Settings, load_settings
-
-EXPECTED_ERRORS = (
-    ConfigError,
-    DatabaseUnreachable,
-    MigrationError,
-    EmbeddedStartError,
-    DemoScaleMismatch,
-    *EXPECTED_AUTH_ERRORS,
-    AuditFailure,
-    RegimeFileError,
-    CatalogueFileError,
-)
+from hub.database import connect
+from hub.embedded import database_url
+from hub.migrate import migrate, pending_migrations
+from hub.settings import Settings, load_settings
 
 
-class PortInUse(Exception):
+class PortInUse(OperatorError):
     """The configured address cannot be bound."""
 
 
@@ -52,11 +45,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(args.config)
         result: int = args.run(settings, args)
         return result
-    except (*EXPECTED_ERRORS, PortInUse) as exc:
+    except OperatorError as exc:  # every expected failure, whichever layer raised it (auth/operator_errors.py)
         print(f"nrhub: error: {exc}", file=sys.stderr)
+        return 1
+    except asyncpg.UndefinedTableError as exc:  # a command run before the database was migrated
+        print(f"nrhub: error: the database is not migrated ({exc}): run `nrhub migrate`", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`nrhub clients list | head`): nothing to say to it. Python's own recipe:
+        # point stdout at devnull so that flushing at exit does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -124,6 +125,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_audit_commands(commands, _with_database)
     add_regime_commands(commands, _with_database)
     add_catalogue_commands(commands, _with_database)
+    add_agency_commands(commands, _with_database)
     return parser
 
 

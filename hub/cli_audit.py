@@ -25,6 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
 from auth.keys import ALGORITHM, rotate_key
+from auth.operator_errors import OperatorError
 from hub.database import connect
 from hub.settings import Settings
 from resolvers.audit import verify_chain, verify_served
@@ -33,7 +34,7 @@ from resolvers.catalogue_admin import verify_catalogue
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 
 
-class AuditFailure(Exception):
+class AuditFailure(OperatorError):
     """The audit log does not verify; the message names the first bad entry."""
 
 

@@ -13,15 +13,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from auth.clients import ClientError, create_client, disable_client, list_clients, rotate_secret
+from auth.clients import create_client, disable_client, list_clients, rotate_secret
 from auth.keys import rotate_key
-from auth.scopes import ScopeError, parse_scope
-from auth.users import create_user
+from auth.scopes import parse_scope
+from auth.users import Account, create_user, disable_user, list_accounts
 from hub.database import connect
 from hub.settings import Settings
 from resolvers.audit import Actor, append_entry
 
-EXPECTED_AUTH_ERRORS = (ClientError, ScopeError)
 OPERATOR = Actor(agency=None, client=None, user="nrhub (operator)")
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 
@@ -93,6 +92,21 @@ def add_auth_commands(commands: argparse._SubParsersAction, with_database: WithD
     user_create.add_argument("--agency", required=True, help="agency code")
     user_create.add_argument("--scope", required=True, help="space-separated scopes the person is granted")
     user_create.set_defaults(run=on_connection(_create_user))
+    user_list = users_sub.add_parser(
+        "list",
+        help="list people (never password hashes)",
+        description="List the people who may sign in: username, agency, whether disabled, when created, scopes.",
+    )
+    user_list.add_argument("--json", action="store_true", help="print a JSON array of objects")
+    user_list.set_defaults(run=on_connection(_list_users))
+    user_disable = users_sub.add_parser(
+        "disable",
+        help="disable a person; they cannot sign in and their sessions end at once",
+        description="Disable a person. They can no longer sign in; their refresh tokens are revoked, with "
+        "the access tokens issued beside them, and any token of theirs is refused from the next request on.",
+    )
+    user_disable.add_argument("username")
+    user_disable.set_defaults(run=on_connection(_disable_user))
     users.set_defaults(run=lambda settings, args: users.print_help() or 2)
 
     keys = commands.add_parser("keys", help="manage token signing keys", description="Token signing keys.")
@@ -140,6 +154,40 @@ async def _create_user(conn: Any, settings: Settings, args: argparse.Namespace) 
         conn, "user.create", f"user:{user.username}", after={"agency": user.agency_code, "scopes": sorted(user.scopes)}
     )
     print(f"user {user.username} of {user.agency_code} created")
+    return 0
+
+
+async def _list_users(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    accounts = await list_accounts(conn)
+    if args.json:
+        print(json.dumps([_account_json(a) for a in accounts], ensure_ascii=False))
+        return 0
+    for a in accounts:
+        state = "disabled" if a.disabled else "active"
+        created = a.created_at.isoformat(timespec="seconds")
+        print(f"{a.username}\t{a.agency_code}\t{state}\t{created}\t{' '.join(a.scopes)}")
+    return 0
+
+
+def _account_json(account: Account) -> dict[str, Any]:
+    return {
+        "username": account.username,
+        "agency": account.agency_code,
+        "scopes": list(account.scopes),
+        "disabled": account.disabled,
+        "created_at": account.created_at.isoformat(),
+    }
+
+
+async def _disable_user(conn: Any, settings: Settings, args: argparse.Namespace) -> int:
+    was_disabled, revoked = await disable_user(conn, args.username)
+    await _audit(
+        conn,
+        "user.disable",
+        f"user:{args.username}",
+        after={"disabled": True, "was_disabled": was_disabled, "sign_ins_revoked": revoked},
+    )
+    print(f"user {args.username} disabled; {revoked} sign-in(s) revoked")
     return 0
 
 

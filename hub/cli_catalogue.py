@@ -33,6 +33,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from auth.operator_errors import OperatorError
 from hub.database import connect
 from hub.settings import Settings
 from hub.toml_files import read_toml
@@ -51,7 +52,7 @@ from resolvers.errors import HubError
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 
 
-class CatalogueFileError(Exception):
+class CatalogueFileError(OperatorError):
     """The catalogue file cannot be read or applied; the message says where."""
 
 

@@ -32,6 +32,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from auth.operator_errors import OperatorError
 from hub.database import connect
 from hub.settings import Settings
 from hub.toml_files import read_toml
@@ -43,7 +44,7 @@ WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 OPERATOR = Actor(agency=None, client=None, user="nrhub regimes import")
 
 
-class RegimeFileError(Exception):
+class RegimeFileError(OperatorError):
     """The regimes file cannot be read or applied; the message says where."""
 
 

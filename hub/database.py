@@ -15,11 +15,12 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import orjson
 
+from auth.operator_errors import OperatorError
 from hub.settings import Settings
 from resolvers.granted import GrantedConnection
 
 
-class DatabaseUnreachable(Exception):
+class DatabaseUnreachable(OperatorError):
     """The configured database cannot be reached; the message says where and why."""
 
 

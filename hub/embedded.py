@@ -17,12 +17,13 @@ from typing import Any
 
 import asyncpg
 
+from auth.operator_errors import OperatorError
 from hub.settings import Settings
 
 DATABASE_NAME = "hub"
 
 
-class EmbeddedStartError(Exception):
+class EmbeddedStartError(OperatorError):
     """The embedded PostgreSQL could not be initialised or started."""
 
 

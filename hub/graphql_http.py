@@ -3,16 +3,17 @@
 - POST ``application/json``; GET for queries only (a mutation by GET is 405).
 - ``application/graphql-response+json`` by default, ``application/json`` when the Accept header
   prefers it, 406 for anything else; browsers asking for HTML get GraphiQL.
-- The body is refused with 413 before it is parsed when it exceeds ``max_body_bytes``.
+- The body is refused with 413 before it is parsed when it exceeds HUB_MAX_BODY_BYTES
+  (auth.body_limit, for every route), answered here as a GraphQL error.
+- Subscriptions are served over WebSocket only; one sent by HTTP is a request error.
+- The request id is the app's (hub.request_id); the Context comes from the one factory
+  (schema.context.ContextFactory).
 """
 
 from __future__ import annotations
 
 import functools
-import random
-import re
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
@@ -21,25 +22,18 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from auth.body_limit import BodyTooLarge
+from auth.http_status import status_for
 from auth.principal import Principal
 from auth.resource import Unauthorized
-from resolvers.granted import Granted
-from resolvers.loaders import Loaders
-from resolvers.scope import resolve_scope
-from schema.context import Context
+from hub.request_id import request_id_of
+from schema.context import ContextFactory
 from schema.execution import Executor, Prepared, format_error
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 
 Authenticate = Callable[[Request], Awaitable[Principal]]
-
-# A caller's own X-Request-Id is kept (it ties the caller's logs to the hub's and to audit entries)
-# when it is a short plain token; anything else is replaced, so no header text reaches the audit log.
-_CALLER_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-# Correlation ids must be unique, not secret: a process-wide generator seeded from the OS, which
-# costs no system call per request (secrets.token_hex does one).
-_request_ids = random.Random()
 
 
 class GraphQLEndpoint:
@@ -50,19 +44,13 @@ class GraphQLEndpoint:
         executor: Executor,
         authenticate: Authenticate,
         *,
-        max_body_bytes: int,
-        max_page_size: int,
         suggestions: bool,
         graphiql: Callable[[Request], Response] | None,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.executor = executor
         self.authenticate = authenticate
-        self.max_body_bytes = max_body_bytes
-        self.max_page_size = max_page_size
         self.suggestions = suggestions
         self.graphiql = graphiql
-        self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Routed as an ASGI app rather than a request/response function, which Starlette wraps per
@@ -85,9 +73,13 @@ class GraphQLEndpoint:
                 406,
                 media_type="text/plain",
             )
-        request_id = _request_id(headers.get(b"x-request-id"))
+        request_id = request_id_of(request.scope)
         if request.method == "POST":
-            params = await self._post_params(request, headers)
+            try:
+                params = await self._post_params(request, headers)
+            except BodyTooLarge as exc:
+                error = _bad_request(exc.description)
+                return self._respond(None, [error], media_type, request_id, request_error=True, status=status_for(exc))
         else:
             params = _get_params(request)
         if isinstance(params, Response):
@@ -100,10 +92,10 @@ class GraphQLEndpoint:
         try:
             principal = await self.authenticate(request)
         except Unauthorized as exc:
-            body = {"errors": [{"message": exc.description, "extensions": {"code": "UNAUTHENTICATED"}}]}
+            body = {"errors": [{"message": exc.description, "extensions": {"code": exc.code}}]}
             return Response(
                 orjson.dumps(body),
-                401,
+                status_for(exc),
                 media_type=f"{media_type}; charset=utf-8",
                 headers={"WWW-Authenticate": exc.challenge},
             )
@@ -117,6 +109,9 @@ class GraphQLEndpoint:
             )
         if prepared.errors:
             return self._respond(None, prepared.errors, media_type, request_id, request_error=True)
+        if prepared.operation is OperationType.SUBSCRIPTION:
+            # graphql-core would run its resolver as a query's and fail on the stream it returns.
+            return self._respond(None, [_OVER_WEBSOCKET], media_type, request_id, request_error=True)
         problem = self.executor.check_variables(variables)
         if problem:
             return self._respond(None, [problem], media_type, request_id, request_error=True)
@@ -132,22 +127,8 @@ class GraphQLEndpoint:
         media_type: str,
         request_id: str,
     ) -> Response:
-        hub = request.state.hub
-        pool = hub.pool
-        # Authorization first: the caller's scope is fixed before any data is fetched.
-        scope = await resolve_scope(pool, principal.grants)
-        db = Granted(pool, scope)  # PostgreSQL applies the grants too (resolvers/granted.py)
-        today = date.today()
-        context = Context(
-            db=db,
-            principal=principal,
-            scope=scope,
-            loaders=Loaders(db, scope, today, hub.sources, hub.federated),
-            max_page_size=self.max_page_size,
-            today=today,
-            request_id=request_id,
-            clock=self.clock,
-        )
+        contexts: ContextFactory = request.state.hub.contexts
+        context = await contexts.open(principal, request_id)
         result = await self.executor.run(prepared, variables, operation_name, context)
         # Errors without a path come from before execution (e.g. variables that do not coerce):
         # a request error. A null data after execution is still a 200 (GraphQL over HTTP).
@@ -172,7 +153,7 @@ class GraphQLEndpoint:
         # graphql-response+json says what failed through the status; plain JSON keeps 200.
         if status is None:
             status = 400 if request_error and media_type == GRAPHQL_RESPONSE else 200
-        return _Answer(orjson.dumps(body), status, media_type, request_id)
+        return _Answer(orjson.dumps(body), status, media_type)
 
     async def _post_params(
         self, request: Request, headers: dict[bytes, str]
@@ -180,17 +161,14 @@ class GraphQLEndpoint:
         content_type = headers.get(b"content-type", "").split(";")[0].strip().lower()
         if content_type != JSON:
             return Response("POST bodies must be application/json", 415, media_type="text/plain")
-        declared = headers.get(b"content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return _too_large(self.max_body_bytes)
         body = bytearray()
-        while True:  # the ASGI messages themselves: Request.stream() adds an async generator per request
+        # The ASGI messages themselves (Request.stream() adds an async generator per request); the
+        # app's body limit raises BodyTooLarge from receive() once the body passes it.
+        while True:
             message = await request.receive()
             if message["type"] != "http.request":
                 raise ClientDisconnect()  # the caller went away mid-body: nothing to answer
             body += message.get("body", b"")
-            if len(body) > self.max_body_bytes:
-                return _too_large(self.max_body_bytes)
             if not message.get("more_body", False):
                 break
         try:
@@ -203,24 +181,23 @@ class GraphQLEndpoint:
 
 
 class _Answer(Response):
-    """A GraphQL response, its three headers written directly (not through Response's general
-    header handling, which a point lookup's few microseconds notice)."""
+    """A GraphQL response, its headers written directly (not through Response's general header
+    handling, which a point lookup's few microseconds notice); hub.request_id adds X-Request-Id."""
 
-    def __init__(self, body: bytes, status: int, media_type: str, request_id: str) -> None:
+    def __init__(self, body: bytes, status: int, media_type: str) -> None:
         self.status_code = status
         self.body = body
         self.background = None
         self.raw_headers = [
             (b"content-length", str(len(body)).encode()),
             (b"content-type", _CONTENT_TYPES[media_type]),
-            (b"x-request-id", request_id.encode()),
         ]
 
 
 _CONTENT_TYPES = {kind: f"{kind}; charset=utf-8".encode() for kind in (GRAPHQL_RESPONSE, JSON)}
 
 
-_READ_HEADERS = frozenset((b"accept", b"content-type", b"content-length", b"x-request-id"))
+_READ_HEADERS = frozenset((b"accept", b"content-type"))
 
 
 def read_headers(request: Request, names: frozenset[bytes]) -> dict[bytes, str]:
@@ -231,12 +208,6 @@ def read_headers(request: Request, names: frozenset[bytes]) -> dict[bytes, str]:
         if name in names and name not in found:
             found[name] = value.decode("latin-1")
     return found
-
-
-def _request_id(supplied: str | None) -> str:
-    if supplied and _CALLER_REQUEST_ID.fullmatch(supplied):
-        return supplied
-    return f"{_request_ids.getrandbits(128):032x}"
 
 
 def _get_params(request: Request) -> tuple[str, Any, Any] | GraphQLError:
@@ -264,8 +235,7 @@ def _bad_request(message: str) -> GraphQLError:
     return GraphQLError(message, extensions={"code": "BAD_USER_INPUT"})
 
 
-def _too_large(limit: int) -> Response:
-    return Response(f"the request body is larger than {limit} bytes", 413, media_type="text/plain")
+_OVER_WEBSOCKET = _bad_request("subscriptions are served over WebSocket (graphql-transport-ws) at /graphql")
 
 
 @functools.lru_cache(maxsize=256)  # clients send a handful of distinct Accept headers

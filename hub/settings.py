@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 
 from auth.address import parse_proxies
 from auth.external import TrustedIssuer
+from auth.operator_errors import OperatorError
 from resolvers.sources.config import SourceConfig
 
 
-class ConfigError(Exception):
+class ConfigError(OperatorError):
     """A setting is missing, malformed or unknown; the message names it."""
 
 

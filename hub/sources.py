@@ -10,34 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import string
 from collections.abc import Iterable
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
-
 from hub.settings import ConfigError
 from resolvers.observations import STATUSES
-from resolvers.sources.config import (
-    KINDS,
-    FieldMapping,
-    GraphQLTarget,
-    HttpTarget,
-    Policy,
-    PostgresTarget,
-    SourceConfig,
-    Target,
-)
+from resolvers.sources.config import Policy, SourceConfig, SourceConfigError
+from resolvers.sources.connectors import KINDS
+from resolvers.sources.postgres import PostgresTarget
 from resolvers.sources.registry import SourceRegistry, open_sources
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")  # as indicator.source (migration 0001)
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
-_PLACEHOLDERS = {"indicator", "indicators", "units", "periods"}
-_KIND_KEYS = {
-    "postgres": {"url", "database", "pool_size"},
-    "http": {"url", "method", "headers", "idempotent", "mapping"},
-    "graphql": {"url", "query", "headers", "mapping"},
-}
 # Policy keys: (type, lowest allowed, highest allowed)
 _POLICY: dict[str, tuple[type, float, float]] = {
     "timeout": (float, 0.001, 600),
@@ -54,7 +38,6 @@ _POLICY: dict[str, tuple[type, float, float]] = {
     "batch_window": (float, 0, 1),
     "max_units": (int, 0, 100_000),
 }
-_MAPPING_KEYS = {"rows", "unit", "period", "value", "dims", "status", "indicator"}
 
 
 def parse_sources(raw: Any, where: str) -> tuple[SourceConfig, ...]:
@@ -97,16 +80,20 @@ def _source(table: dict[str, Any], where: str) -> SourceConfig:
     if not isinstance(name, str) or not _NAME.match(name) or name == "hub":
         raise ConfigError(f"{where}: name must be lower-case letters, digits, '-' or '_' (and not 'hub')")
     where = f"{where.rsplit(':', 1)[0]}: source {name}"
-    kind = table.get("kind")
-    if kind not in KINDS:
+    named = table.get("kind")
+    kind = KINDS.get(named) if isinstance(named, str) else None
+    if kind is None:
         raise ConfigError(f"{where}: kind must be one of {', '.join(KINDS)}")
-    known = {"name", "kind", "indicators", "status", *_POLICY, *_KIND_KEYS[kind]}
+    known = {"name", "kind", "indicators", "status", *_POLICY, *kind.keys}
     for key in table:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r}")
     indicators = _indicators(table.get("indicators"), where)
-    target = {"postgres": _postgres, "http": _http, "graphql": _graphql}[kind](table, where)
-    return SourceConfig(name, kind, indicators, target, _policy(table, where))
+    try:
+        target = kind.parse({key: value for key, value in table.items() if key in kind.keys})
+    except SourceConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return SourceConfig(name, kind.name, indicators, target, _policy(table, where))
 
 
 def _indicators(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
@@ -135,86 +122,3 @@ def _policy(table: dict[str, Any], where: str) -> Policy:
     if status not in STATUSES:
         raise ConfigError(f"{where}: status must be one of {', '.join(STATUSES)}")
     return Policy(**values, status=status)
-
-
-def _url(table: dict[str, Any], where: str) -> str:
-    url = table.get("url")
-    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}: url must be an http:// or https:// URL")
-    return url
-
-
-def _postgres(table: dict[str, Any], where: str) -> Target:
-    url, database = table.get("url"), table.get("database")
-    if (url is None) == (database is None):
-        raise ConfigError(f"{where}: give either url (postgresql://…) or database (on the hub's own server)")
-    if url is not None and (not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://"))):
-        raise ConfigError(f"{where}: url must be a postgresql:// URL")
-    if database is not None and (not isinstance(database, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", database)):
-        raise ConfigError(f"{where}: database must be a plain database name")
-    pool_size = table.get("pool_size", 2)
-    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or not 1 <= pool_size <= 100:
-        raise ConfigError(f"{where}: pool_size must be an integer from 1 to 100")
-    return PostgresTarget(url or database, pool_size)
-
-
-def _http(table: dict[str, Any], where: str) -> Target:
-    url = _url(table, where)
-    method = table.get("method", "GET")
-    if method not in ("GET", "POST"):
-        raise ConfigError(f"{where}: method must be GET or POST")
-    try:
-        fields = {f for _, f, _, _ in string.Formatter().parse(url) if f is not None}
-    except ValueError:
-        raise ConfigError(f"{where}: url is not a valid template (braces must pair)") from None
-    if fields - _PLACEHOLDERS:
-        raise ConfigError(f"{where}: url may use only {{indicator}}, {{indicators}}, {{units}} and {{periods}}")
-    idempotent = table.get("idempotent", method == "GET")
-    if not isinstance(idempotent, bool):
-        raise ConfigError(f"{where}: idempotent must be true or false")
-    mapping = _mapping(table.get("mapping", {}), where)
-    target = HttpTarget(url, mapping, method, _headers(table.get("headers", {}), where), idempotent)
-    if target.batches_indicators and mapping.indicator is None:
-        raise ConfigError(f"{where}: one call answers several indicators, so [source.mapping] needs indicator")
-    return target
-
-
-def _graphql(table: dict[str, Any], where: str) -> Target:
-    url = _url(table, where)
-    query = table.get("query")
-    if not isinstance(query, str):
-        raise ConfigError(f"{where}: query must be a GraphQL query document")
-    try:
-        document = parse(query)
-    except GraphQLError as exc:
-        raise ConfigError(f"{where}: query does not parse: {exc.message}") from None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
-        raise ConfigError(f"{where}: query must hold exactly one query operation (never a mutation)")
-    variables = {v.variable.name.value for v in operations[0].variable_definitions or ()}
-    batches = "indicators" in variables
-    if not {"units", "periods"} <= variables or batches == ("indicator" in variables):
-        raise ConfigError(f"{where}: query must declare $units, $periods and one of $indicator or $indicators")
-    mapping = _mapping(table.get("mapping", {}), where)
-    if batches and mapping.indicator is None:
-        raise ConfigError(f"{where}: with $indicators, [source.mapping] needs indicator")
-    return GraphQLTarget(url, query, mapping, batches, _headers(table.get("headers", {}), where))
-
-
-def _mapping(raw: Any, where: str) -> FieldMapping:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: [source.mapping] must be a table")
-    for key, value in raw.items():
-        if key not in _MAPPING_KEYS:
-            raise ConfigError(f"{where}: unknown key {key!r} in [source.mapping]")
-        if not isinstance(value, str) or (key != "rows" and not value):
-            raise ConfigError(f"{where}: mapping {key} must be a field name")
-    rows = tuple(p for p in raw.get("rows", "").split(".") if p)
-    fields = {k: v for k, v in raw.items() if k != "rows"}
-    return FieldMapping(rows=rows, **fields)
-
-
-def _headers(raw: Any, where: str) -> tuple[tuple[str, str], ...]:
-    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
-        raise ConfigError(f"{where}: headers must map names to strings")
-    return tuple(sorted(raw.items()))

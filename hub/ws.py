@@ -16,8 +16,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
-from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -29,12 +27,10 @@ from auth.address import parse_proxies, request_address
 from auth.principal import Principal
 from auth.resource import Authenticator, Unauthorized
 from hub.event_stream import SharedResponses, sharing_key, subscribe
+from hub.request_id import request_id_of
 from resolvers.errors import HubError
 from resolvers.events import EventHub, SubscriberTooSlow
-from resolvers.granted import Granted
-from resolvers.loaders import Loaders
-from resolvers.scope import resolve_scope
-from schema.context import Context
+from schema.context import Context, ContextFactory
 from schema.execution import Executor, format_error
 
 PROTOCOL = "graphql-transport-ws"
@@ -132,15 +128,11 @@ class GraphQLWebSocket:
         allowed_origins: frozenset[str],
         own_origin: str,
         init_timeout: float,
-        max_page_size: int,
-        clock: Callable[[], datetime],
     ) -> None:
         self.executor = executor
         self.max_subscriptions = max_subscriptions
         self.allowed_origins = allowed_origins | {own_origin}
         self.init_timeout = init_timeout
-        self.max_page_size = max_page_size
-        self.clock = clock
         self.responses = SharedResponses()
 
     async def handle(self, websocket: WebSocket) -> None:
@@ -161,7 +153,10 @@ class _Session:
         self.endpoint = endpoint
         self.ws = websocket
         self.state = websocket.state.hub
-        self.key = uuid.uuid4().hex
+        self.contexts: ContextFactory = self.state.contexts
+        self.key = uuid.uuid4().hex  # the connection's, for the per-client counts and the cut-off
+        # The handshake's X-Request-Id (hub.request_id): the correlation id of everything said on it.
+        self.request_id = request_id_of(websocket.scope)
         self.principal: Principal | None = None
         self.context: Context | None = None
         self.operations: dict[str, asyncio.Task[None]] = {}
@@ -260,20 +255,7 @@ class _Session:
         peer = request_address(self.ws, parse_proxies(self.state.settings.trusted_proxies))
         self.state.connections.add(self.key, principal, peer, self.close)
         self.principal = principal
-        scope = await resolve_scope(self.state.pool, principal.grants)
-        db = Granted(self.state.pool, scope)  # PostgreSQL applies the grants too (resolvers/granted.py)
-        today = date.today()
-        self.context = Context(
-            db=db,
-            principal=principal,
-            scope=scope,
-            loaders=Loaders(db, scope, today, self.state.sources, self.state.federated),
-            max_page_size=self.endpoint.max_page_size,
-            today=today,
-            request_id=self.key,
-            clock=self.endpoint.clock,
-            events=self.state.events,
-        )
+        self.context = await self.contexts.open(principal, self.request_id, live=True)
         if principal.token_expires_at is not None:
             timers.append(asyncio.create_task(self._expire_at(principal.token_expires_at)))
         await self.send({"type": "connection_ack"})
@@ -311,13 +293,7 @@ class _Session:
             return
         assert prepared.document is not None
         # Each operation gets its own loaders and error list; the connection's principal and scope stay.
-        context = replace(
-            self.context,
-            side_errors=[],
-            loaders=Loaders(
-                self.context.db, self.context.scope, self.context.today, self.state.sources, self.state.federated
-            ),
-        )
+        context = self.contexts.for_operation(self.context)
         if prepared.operation is OperationType.SUBSCRIPTION:
             key = sharing_key(query, operation_name, variables, context)
             outcome = subscribe(
@@ -355,7 +331,7 @@ class _Session:
         except Exception:  # the protocol's last word on an operation; details go to the log only
             if self.closed.is_set():
                 return  # the connection is gone; nobody is left to tell
-            log.exception("subscription %s failed, correlation id %s", op_id, self.key)
+            log.exception("subscription %s failed, correlation id %s", op_id, self.request_id)
             await self._error(op_id, GraphQLError("internal error", extensions={"code": "INTERNAL"}))
         finally:
             self.operations.pop(op_id, None)
@@ -379,12 +355,16 @@ class _Session:
     def _format(self, result: ExecutionResult) -> dict[str, Any]:
         body: dict[str, Any] = {"data": result.data}
         if result.errors:
-            body["errors"] = [format_error(e, self.key, suggestions=False) for e in result.errors]
+            body["errors"] = [format_error(e, self.request_id, suggestions=False) for e in result.errors]
         return body
 
     async def _error(self, op_id: str, *errors: GraphQLError) -> None:
         await self.send(
-            {"id": op_id, "type": "error", "payload": [format_error(e, self.key, suggestions=False) for e in errors]}
+            {
+                "id": op_id,
+                "type": "error",
+                "payload": [format_error(e, self.request_id, suggestions=False) for e in errors],
+            }
         )
 
 

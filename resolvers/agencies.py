@@ -1,13 +1,31 @@
-"""Agencies: the Government Office, ministries, provincial committees, partners."""
+"""Agencies: the Government Office, ministries, provincial committees, partners.
+
+Read by the API; added by operators (``nrhub agencies create``), audited like every catalogue change.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import asdict, dataclass
+from datetime import date, datetime
+from enum import StrEnum
 
+import asyncpg
+
+from resolvers.audit import Actor, append_entry
+from resolvers.errors import BadUserInput, Conflict, NotFound
 from resolvers.pagination import Page, PageRequest, make_page
 from resolvers.queryable import Queryable
+
+
+class AgencyKind(StrEnum):
+    """What an agency is; the CHECK on agency.kind (migration 0001) allows exactly these."""
+
+    GOVERNMENT_OFFICE = "GOVERNMENT_OFFICE"
+    MINISTRY = "MINISTRY"
+    MINISTERIAL_AGENCY = "MINISTERIAL_AGENCY"
+    PROVINCIAL_COMMITTEE = "PROVINCIAL_COMMITTEE"
+    PARTNER = "PARTNER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,3 +65,68 @@ async def list_agencies(db: Queryable, page: PageRequest, *, kind: str | None) -
     after = page.after[0] if page.after else None
     rows = await db.fetch(_SELECT_PAGE, kind, after, page.first + 1)
     return make_page([Agency(**r) for r in rows], page, lambda a: (a.code,))
+
+
+@dataclass(frozen=True, slots=True)
+class NewAgency:
+    """An agency an operator adds. A provincial committee names the current province it reports for."""
+
+    code: str
+    short_code: str
+    name_vi: str
+    name_en: str
+    kind: AgencyKind
+    province: str | None
+    valid_from: date
+    notes: str | None = None
+
+
+_SELECT_PROVINCE = "SELECT id FROM admin_unit WHERE code = $1 AND level = 'PROVINCE' AND valid_to IS NULL"
+_SELECT_AGENCY_OF_UNIT = "SELECT code FROM agency WHERE unit_id = $1"
+_INSERT = f"""
+INSERT INTO agency (code, short_code, name_vi, name_en, kind, unit_id, valid_from, notes)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}
+"""
+# What each CHECK on agency (migration 0001) means to an operator who broke it.
+_CHECKS = {
+    "agency_code_check": "a code is 2-32 characters: an upper-case letter, then upper-case letters, digits or _",
+    "agency_name_vi_check": "the Vietnamese name is empty",
+    "agency_name_en_check": "the English name is empty",
+}
+
+
+async def insert_agency(conn: asyncpg.Connection, actor: Actor, new: NewAgency, *, now: datetime) -> Agency:
+    """Add an agency, audited (``catalogue.agency``) in the caller's transaction."""
+    subject = f"agency {new.code}"
+    unit_id = await _unit_of(conn, new)
+    try:
+        async with conn.transaction():  # a savepoint: the caller's transaction goes on to report it
+            row = await conn.fetchrow(
+                _INSERT, new.code, new.short_code, new.name_vi, new.name_en, new.kind.value, unit_id,
+                new.valid_from, new.notes,
+            )  # fmt: skip
+    except asyncpg.UniqueViolationError:
+        raise Conflict(f"{subject} exists already") from None
+    except asyncpg.CheckViolationError as exc:
+        raise BadUserInput(f"{subject}: {_CHECKS.get(exc.constraint_name or '', exc.message)}") from None
+    assert row is not None
+    agency = Agency(**row)
+    await append_entry(conn, actor, "catalogue.agency", subject, after=asdict(agency), at=now)
+    return agency
+
+
+async def _unit_of(conn: asyncpg.Connection, new: NewAgency) -> int | None:
+    """The unit a provincial committee governs (one committee per province); None for other kinds."""
+    if new.kind is not AgencyKind.PROVINCIAL_COMMITTEE:
+        if new.province is not None:
+            raise BadUserInput(f"agency {new.code}: only a PROVINCIAL_COMMITTEE reports for a province")
+        return None
+    if new.province is None:
+        raise BadUserInput(f"agency {new.code}: a PROVINCIAL_COMMITTEE names the province it reports for")
+    unit_id = await conn.fetchval(_SELECT_PROVINCE, new.province)
+    if unit_id is None:
+        raise NotFound(f"there is no current province {new.province}")
+    holder = await conn.fetchval(_SELECT_AGENCY_OF_UNIT, unit_id)
+    if holder is not None:
+        raise Conflict(f"province {new.province} has its committee already: agency {holder}")
+    return int(unit_id)

@@ -1,9 +1,11 @@
 """The arithmetic of an indicator's aggregation rule, shared by the hub's store and the sources.
 
-Migration 0005 defines the rule inside PostgreSQL for the hub's own values; resolvers/sources/
-aggregate.py follows it over a source's answers. Both meet here: the result, how parts combine
-(a sum is exact: resolvers.exact; an average and a rate are computed by PostgreSQL, whose numeric
-division decides their digits, so both paths give the same ones), and the least final status of the parts.
+``migrations/functions/aggregation.sql`` defines the rule inside PostgreSQL for the hub's own
+values; resolvers/sources/aggregate.py follows it over a source's answers. Both meet here: the
+rule's names (``Aggregation``), the result, how parts combine (a sum is exact: resolvers.exact; a
+mean and a rate are computed and rounded to the indicator's decimals by PostgreSQL, whose numeric
+division and ``round`` decide their digits, so both paths give the same ones), and the least final
+status of the parts.
 """
 
 from __future__ import annotations
@@ -11,12 +13,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from enum import StrEnum
 
 from resolvers.queryable import Queryable
 
+
+class Aggregation(StrEnum):
+    """An indicator's rule (``indicator.aggregation``), by the names the SQL functions use too."""
+
+    SUM = "SUM"
+    AVERAGE = "AVERAGE"  # a mean, rounded to the indicator's decimals where it is computed
+    LAST = "LAST"  # over periods the latest; across units a sum, as a stock is
+    NONE = "NONE"  # not combined
+    RATIO = "RATIO"  # sum(numerator) / sum(denominator) x factor, rounded to the indicator's decimals
+
+
 _RANK = {"ESTIMATE": 0, "PRELIMINARY": 1, "OFFICIAL": 2}
 _AVERAGES = """
-SELECT avg(t.value) AS value FROM unnest($1::numeric[], $2::int[]) AS t(value, grp) GROUP BY t.grp ORDER BY t.grp
+SELECT round(avg(t.value), $3::int) AS value
+FROM unnest($1::numeric[], $2::int[]) AS t(value, grp) GROUP BY t.grp ORDER BY t.grp
 """
 _RATES = """
 SELECT round(t.num * $3::numeric / t.den, $4::int) AS value
@@ -40,19 +55,20 @@ def least_final(statuses: Sequence[str]) -> str:
     return min(statuses, key=_RANK.__getitem__)
 
 
-async def averages(db: Queryable, groups: Sequence[Sequence[Decimal]]) -> list[Decimal]:
-    """PostgreSQL's ``avg`` of each group, in one statement."""
+async def averages(db: Queryable, groups: Sequence[Sequence[Decimal]], decimals: int) -> list[Decimal]:
+    """PostgreSQL's ``avg`` of each group rounded to ``decimals`` (half away from zero), in one
+    statement: what ``aggregate_additive`` computes for an AVERAGE indicator."""
     if not groups:
         return []
     values = [v for group in groups for v in group]
     tags = [n for n, group in enumerate(groups) for _ in group]
-    return [r["value"] for r in await db.fetch(_AVERAGES, values, tags)]
+    return [r["value"] for r in await db.fetch(_AVERAGES, values, tags, decimals)]
 
 
 async def rates(
     db: Queryable, pairs: Sequence[tuple[Aggregate, Aggregate]], factor: Decimal, decimals: int
 ) -> list[Aggregate]:
-    """sum(numerator) / sum(denominator) x factor for each pair, rounded as migration 0005 rounds it."""
+    """sum(numerator) / sum(denominator) x factor for each pair, rounded as ``aggregate_observation`` rounds it."""
     computable = [n for n, (num, den) in enumerate(pairs) if num.value is not None and den.value not in (None, 0)]
     if not computable:
         return [NOTHING] * len(pairs)

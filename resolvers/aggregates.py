@@ -1,4 +1,4 @@
-"""Values for any unit and period, computed by the indicator's rule (migrations 0005 and 0008).
+"""Values for any unit and period, computed by the indicator's rule (migrations/functions/aggregation.sql).
 
 Where the values live decides where the rule runs: inside PostgreSQL for the hub's own indicators
 (``aggregate_observation``, one statement), over the source's answers for an indicator a source
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from resolvers.aggregate_rule import NOTHING, Aggregate, rates
+from resolvers.aggregate_rule import NOTHING, Aggregate, Aggregation, rates
 from resolvers.errors import SourceUnavailable
 from resolvers.indicators import Indicator
 from resolvers.observations import UnitKey
@@ -28,7 +28,7 @@ ORDER BY r.ord
 _SELECT_SUMS = """
 SELECT a.value, a.status, a.stored_parts
 FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS r(unit_id, period, ord),
-     LATERAL aggregate_additive($1, 'SUM', $4, r.unit_id, r.period, $5, $6) AS a
+     LATERAL aggregate_additive($1, $4, $5, r.unit_id, r.period, $6, $7) AS a
 ORDER BY r.ord
 """
 LEVELS = ("NATION", "PROVINCE", "DISTRICT", "COMMUNE")  # top to bottom
@@ -68,10 +68,11 @@ async def fetch_aggregates(
     if not pairs:
         return []
     skip = list(LEVELS[: LEVELS.index(from_level)]) if from_level else []
-    if indicator.aggregation != "RATIO":
+    if indicator.aggregation != Aggregation.RATIO:
         if indicator.source == "hub":
             return await _in_database(db, _SELECT_AGGREGATES, indicator.code, pairs, dims, skip)
-        rule = Rule(indicator.code, indicator.source, indicator.aggregation, indicator.periodicity)
+        aggregation = Aggregation(indicator.aggregation)
+        rule = Rule(indicator.code, indicator.source, aggregation, indicator.periodicity, indicator.decimals)
         return await aggregates_from_source(db, sources, rule, indicator.code, pairs, dims, skip)
     assert indicator.numerator_code and indicator.denominator_code and indicator.ratio_factor is not None
     numerator = (indicator.numerator_code, indicator.numerator_source or "hub")
@@ -80,10 +81,11 @@ async def fetch_aggregates(
         return await _in_database(db, _SELECT_AGGREGATES, indicator.code, pairs, dims, skip)
 
     async def summed(code: str, source: str) -> list[Aggregate]:
-        # A rate's parts are summed at the rate's own periodicity (migration 0005).
+        # A rate's parts are summed at the rate's own periodicity (aggregate_observation).
         if source == "hub":
-            return await _in_database(db, _SELECT_SUMS, code, pairs, indicator.periodicity, dims, skip)
-        rule = Rule(code, source, "SUM", indicator.periodicity)
+            sums = (Aggregation.SUM.value, indicator.periodicity, dims, skip)
+            return await _in_database(db, _SELECT_SUMS, code, pairs, *sums)
+        rule = Rule(code, source, Aggregation.SUM, indicator.periodicity, indicator.decimals)
         return await aggregates_from_source(db, sources, rule, indicator.code, pairs, dims, skip)
 
     # One after the other: ``db`` may be a single connection, which runs one statement at a time.

@@ -10,7 +10,8 @@
     ├── RateLimited               RATE_LIMITED
     └── QueryTooComplex           QUERY_TOO_COMPLEX
 
-Messages are written for the caller: they name the offending input, never internals.
+Messages are written for the caller: they name the offending input, never internals. Over HTTP,
+each code has one status, in one table: ``auth/http_status.py`` (a test checks it covers every code).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from resolvers.errors import BadUserInput
+from resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
 from resolvers.pagination import Page, PageRequest, make_page
 from resolvers.queryable import Queryable
 from resolvers.scope import Scope
@@ -32,31 +32,48 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class UnitSelection:
-    """Which units a data query covers: codes, or the units of a level below a parent."""
+    """Which units a data query covers: codes, or the units of a level below a parent.
+
+    Codes and the parent are read on ``on``. ``exact`` False (the caller gave no date): a code that
+    named no unit that day names the unit that carried it last before, so a pre-2025 code such as
+    02 (Ha Giang) reaches its figures without a date; a reused code (01, 79) names today's unit.
+    """
 
     codes: Sequence[str] | None = None
     parent: str | None = None
     level: str | None = None
     on: date | None = None
+    exact: bool = True
 
 
-# A code names one unit on a given day (the reform reused codes such as 08); periods before a
-# unit existed are reached through its lineage, not through the old unit's code.
-_SELECT_UNIT_IDS = """
+@dataclass(frozen=True, slots=True)
+class SelectedUnits:
+    """The units a selection reaches under the caller's scope, and why any named code was left out."""
+
+    ids: list[int]
+    problems: list[HubError]
+
+
+# A code names one unit on a given day (the reform reused codes such as 08); units of one code
+# never overlap in time, so the unit in force is the one that started last, and without ``exact``
+# ($3 true) the one that started last may also have ended.
+_SELECT_NAMED = """
+SELECT DISTINCT ON (u.code) u.id, u.code FROM admin_unit u
+WHERE u.code = ANY($1::text[]) AND u.valid_from <= $2 AND ($3 OR u.valid_to IS NULL OR u.valid_to >= $2)
+ORDER BY u.code, u.valid_from DESC
+"""
+_SELECT_BELOW = """
 WITH RECURSIVE below AS (
     SELECT id, level FROM admin_unit
-    WHERE code = $2 AND valid_from <= $4 AND (valid_to IS NULL OR valid_to >= $4)
+    WHERE code = $1 AND valid_from <= $3 AND (valid_to IS NULL OR valid_to >= $3)
     UNION ALL
     SELECT c.id, c.level FROM admin_unit c JOIN below b ON c.parent_id = b.id
-    WHERE c.valid_from <= $4 AND (c.valid_to IS NULL OR c.valid_to >= $4)
-      AND ($3::text IS NULL OR b.level <> $3)  -- no need to walk below the level asked for
+    WHERE c.valid_from <= $3 AND (c.valid_to IS NULL OR c.valid_to >= $3)
+      AND ($2::text IS NULL OR b.level <> $2)  -- no need to walk below the level asked for
 )
 SELECT u.id FROM admin_unit u
-WHERE (CASE WHEN $1::text[] IS NOT NULL
-            THEN u.code = ANY($1::text[]) AND u.valid_from <= $4 AND (u.valid_to IS NULL OR u.valid_to >= $4)
-            ELSE u.id IN (SELECT id FROM below WHERE $3::text IS NULL OR level = $3)
-                 AND u.code <> coalesce($2, '') END)
-  AND ($5::int[] IS NULL OR u.id = ANY($5::int[]))
+WHERE u.id IN (SELECT id FROM below WHERE $2::text IS NULL OR level = $2) AND u.code <> $1
+  AND ($4::int[] IS NULL OR u.id = ANY($4::int[]))
 ORDER BY u.code, u.valid_from
 """
 
@@ -101,19 +118,32 @@ WHERE revision_id = ANY($1::bigint[]) AND indicator_code = ANY($2::text[])
 """
 
 
-async def select_unit_ids(db: Queryable, selection: UnitSelection, scope: Scope) -> list[int]:
-    """The ids of the selected units that the caller's region grants reach."""
+async def select_units(db: Queryable, selection: UnitSelection, scope: Scope) -> SelectedUnits:
+    """The ids of the selected units that the caller's region grants reach.
+
+    A named code that names no unit, or one outside the caller's regions, is a problem to report
+    (NOT_FOUND, FORBIDDEN); units below a parent are only those the regions reach, silently.
+    """
     if selection.codes is None and selection.parent is None:
         raise BadUserInput("name units, or a parent unit (with an optional level)")
-    rows = await db.fetch(
-        _SELECT_UNIT_IDS,
-        list(selection.codes) if selection.codes is not None else None,
-        selection.parent,
-        selection.level,
-        selection.on or date.today(),
-        scope.unit_ids,
-    )
-    return [r["id"] for r in rows]
+    on = selection.on or date.today()
+    if selection.codes is None:
+        rows = await db.fetch(_SELECT_BELOW, selection.parent, selection.level, on, scope.unit_ids)
+        return SelectedUnits([r["id"] for r in rows], [])
+    found = {r["code"]: r["id"] for r in await db.fetch(_SELECT_NAMED, list(selection.codes), on, not selection.exact)}
+    problems: list[HubError] = []
+    for code in dict.fromkeys(selection.codes):
+        if code not in found:
+            when = f" in force on {on.isoformat()}" if selection.exact else ""
+            problems.append(NotFound(f"there is no unit {code}{when}"))
+        elif not scope.covers_unit(found[code]):
+            problems.append(Forbidden(f"you may not read values for unit {code}"))
+    return SelectedUnits([found[c] for c in sorted(found) if scope.covers_unit(found[c])], problems)
+
+
+async def select_unit_ids(db: Queryable, selection: UnitSelection, scope: Scope) -> list[int]:
+    """The ids of the selected units the caller's region grants reach (problems left unreported)."""
+    return (await select_units(db, selection, scope)).ids
 
 
 async def list_observations(

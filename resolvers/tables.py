@@ -28,8 +28,11 @@ SELECT coalesce(json_agg(json_build_object(
 FROM unnest($2::int[]) WITH ORDINALITY AS uu(id, ord)
 JOIN admin_unit u ON u.id = uu.id
 CROSS JOIN LATERAL (
-    SELECT json_agg(v.value ORDER BY i.ord) AS vals, json_agg(v.period ORDER BY i.ord) AS pers,
-           json_agg(v.status ORDER BY i.ord) AS sts, json_agg({provenance} ORDER BY i.ord) AS prov
+    -- A row with no readable column is empty arrays, never null (json_agg of no rows is null).
+    SELECT coalesce(json_agg(v.value ORDER BY i.ord), '[]') AS vals,
+           coalesce(json_agg(v.period ORDER BY i.ord), '[]') AS pers,
+           coalesce(json_agg(v.status ORDER BY i.ord), '[]') AS sts,
+           coalesce(json_agg({provenance} ORDER BY i.ord), '[]') AS prov
     FROM unnest($1::text[]) WITH ORDINALITY AS i(code, ord)
     LEFT JOIN {source} v ON v.indicator_code = i.code AND v.unit_id = uu.id AND v.dims = '' {period}
 ) AS r

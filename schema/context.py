@@ -1,9 +1,14 @@
-"""The typed per-request context every resolver receives."""
+"""The typed per-request context every resolver receives, and the one factory that builds it.
+
+Every transport (GraphQL over HTTP, over WebSocket) gets its Context from :class:`ContextFactory`,
+so what a request carries (its principal and scope, the grants PostgreSQL applies, loaders, today,
+request id, clock, events) cannot drift between them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TypeAlias
 
@@ -13,8 +18,12 @@ import strawberry
 from auth.principal import Principal
 from resolvers.errors import HubError
 from resolvers.events import EventHub
+from resolvers.federated_indicators import FederatedIndicators
+from resolvers.granted import Granted
 from resolvers.loaders import Loaders
-from resolvers.scope import Scope
+from resolvers.queryable import Queryable
+from resolvers.scope import Scope, resolve_scope
+from resolvers.sources.registry import SourceRegistry
 
 
 @dataclass
@@ -39,3 +48,40 @@ class Context:
 
 
 Info: TypeAlias = strawberry.Info[Context, None]
+
+
+@dataclass(frozen=True, slots=True)
+class ContextFactory:
+    """Builds each request's Context; made once by the app's lifespan from what it opened."""
+
+    pool: asyncpg.Pool
+    max_page_size: int
+    clock: Callable[[], datetime]
+    sources: SourceRegistry | None = None
+    federated: FederatedIndicators | None = None
+    events: EventHub | None = None  # handed to live (WebSocket) contexts only
+
+    async def open(self, principal: Principal, request_id: str, *, live: bool = False) -> Context:
+        """A new request's (or WebSocket connection's) context; ``live`` ones may subscribe to events."""
+        # Authorization first: the caller's scope is fixed before any data is fetched.
+        scope = await resolve_scope(self.pool, principal.grants)
+        db = Granted(self.pool, scope)  # PostgreSQL applies the grants too (resolvers/granted.py)
+        today = date.today()
+        return Context(
+            db=db,
+            principal=principal,
+            scope=scope,
+            loaders=self._loaders(db, scope, today),
+            max_page_size=self.max_page_size,
+            today=today,
+            request_id=request_id,
+            clock=self.clock,
+            events=self.events if live else None,
+        )
+
+    def for_operation(self, context: Context) -> Context:
+        """Another operation on an open connection: the same caller, its own loaders and side errors."""
+        return replace(context, side_errors=[], loaders=self._loaders(context.db, context.scope, context.today))
+
+    def _loaders(self, db: Queryable, scope: Scope, today: date) -> Loaders:
+        return Loaders(db, scope, today, self.sources, self.federated)

@@ -137,7 +137,9 @@ class Aggregate:
     period: Period  # type: ignore[valid-type]
     disaggregation: str
     value: DecimalValue | None = strawberry.field(  # type: ignore[valid-type]
-        description="Null when some of the parts are missing or the rule is NONE."
+        description="Null when some of the parts are missing or the rule is NONE. A mean (AVERAGE) and a "
+        "rate (RATIO) are rounded to the indicator's decimals where they are computed, half away from zero; "
+        "a mean of means uses the rounded means; a stored value keeps its digits."
     )
     status: ObservationStatus | None = strawberry.field(description="The least final status of the parts.")
     unit_of_measure: str

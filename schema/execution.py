@@ -29,13 +29,13 @@ from graphql import (
     validate,
 )
 from graphql import Executor as OperationExecutor
-from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 
 from auth.graphiql_client import GRAPHIQL_CLIENT_ID
 from auth.principal import Principal
 from resolvers.errors import ERROR_CODES, HubError
 from schema.build import schema
 from schema.context import Context
+from schema.engine_internals import OneOfInputValidationRule
 from schema.limits import Limits, make_limit_rules, string_problem
 from schema.plan import Fallback, Operation, Plans
 from schema.time_limit import Deadlines
@@ -145,7 +145,7 @@ class Executor:
         assert prepared.document is not None
         operation: Operation | list[GraphQLError] = []
         try:
-            with self._deadlines.limit():
+            async with self._deadlines.limit():
                 plans = self._plans_of(prepared)
                 if plans is not None and plans.switches is not None:
                     operation = plans.view(variables, context, hide_suggestions=self._hide_suggestions)

@@ -30,7 +30,7 @@ change nothing, so running one again is safe; such a run costs its resolvers twi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -57,18 +57,35 @@ from graphql import (
     Undefined,
     VariableNode,
     default_type_resolver,
+    get_argument_values,
     get_named_type,
+    get_variable_values,
     is_abstract_type,
     is_leaf_type,
     located_error,
 )
 from graphql import Executor as OperationExecutor
-from graphql.execution.collect_fields import FieldDetailsList, collect_fields, collect_subfields
-from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.pyutils import Path, gather_with_cancel, is_awaitable, is_iterable
-from strawberry.schema.schema_converter import GraphQLCoreConverter
-from strawberry.types.arguments import convert_arguments
-from strawberry.types.field import StrawberryField
+
+from schema.engine_internals import (
+    ArgumentConverter,
+    ExecutorView,
+    FieldDetailsList,
+    ResolverCall,
+    StrawberryField,
+    argument_converter,
+    has_exception_handlers,
+    has_own_is_type_of,
+    is_default_resolver,
+    make_info,
+    plain_attribute,
+    python_enum_of,
+    resolver_call,
+    root_fields,
+    strawberry_definition,
+    strawberry_schema_of,
+    subfields,
+)
 
 TYPENAME = "__typename"
 _SWITCHES = {"skip", "include"}  # the directives a plan follows: they only choose the selection
@@ -131,13 +148,26 @@ def _settle_in_background(values: Any) -> None:
         if is_awaitable(value):
             future = asyncio.ensure_future(value)
             _BACKGROUND.add(future)
-            future.add_done_callback(lambda f: _BACKGROUND.discard(f) or f.cancelled() or f.exception())
+            future.add_done_callback(_forget)
 
 
-_HELPERS = GraphQLResolveInfoHelpers(gather=gather_with_cancel, track=_settle_in_background)
+def _forget(future: asyncio.Future[Any]) -> None:
+    """A background future is done: let it go, and retrieve its error so that none is logged as lost."""
+    _BACKGROUND.discard(future)
+    if not future.cancelled():
+        future.exception()
 
 
-class RunView:
+def _gather(values: Sequence[Awaitable[Any]]) -> Awaitable[list[Any]]:
+    """``info.async_helpers.gather`` for a plan's run: a sequence of awaitables, as graphql-core's
+    executor takes them (``gather_with_cancel`` itself takes them as separate arguments)."""
+    return gather_with_cancel(*values)
+
+
+_HELPERS = GraphQLResolveInfoHelpers(gather=_gather, track=_settle_in_background)
+
+
+class RunView(ExecutorView):
     """What a plan's run reads of graphql-core's executor, made for each run without building one.
 
     ``Executor.build`` (3.1 us for a point lookup, measured) finds the operation and its fragments,
@@ -146,12 +176,8 @@ class RunView:
     variables and its context. Resolve infos are built by graphql-core's own method.
     """
 
-    __slots__ = ("context_value", "fragment_definitions", "fragments", "operation", "schema", "variable_values")
-    root_value = None
-    abort_signal = None
-    is_awaitable = staticmethod(is_awaitable)
+    __slots__ = ()
     async_helpers = _HELPERS
-    build_resolve_info = OperationExecutor.build_resolve_info
 
     def __init__(self, document: _DocumentParts, variable_values: Any, context_value: Any) -> None:
         self.schema, self.fragment_definitions, self.fragments, self.operation = document
@@ -194,7 +220,7 @@ class Plan:
                     if isinstance(value, Exception):
                         run.failed(value, p.answers_errors, p.container, p.key, p.nodes, p.path)
                     else:
-                        p.container[p.key] = p.complete(value, p.path, run)
+                        p.container[p.key] = p.complete(value, p.path, run)  # type: ignore[index]  # str in a dict, int in a list
         except Fallback:
             _close([p.awaitable for p in run.pending])
             raise
@@ -244,14 +270,12 @@ class Plans:
 def compile_plan(operation: Operation) -> Plan | None:
     """The plan for ``operation``'s document and its ``@skip``/``@include`` values, or None when it has
     none (graphql-core runs it). Use :class:`Plans`, which keeps one per value of those directives."""
-    definition = operation.operation
     if _switch_variables(operation) is None:
         return None
     root_type = operation.schema.query_type
     assert root_type is not None
     try:
-        fields = collect_fields(operation.schema, operation.fragments, operation.variable_values, root_type, definition)
-        return Plan(_object_completer(operation, root_type, fields.grouped_field_set, root=True))
+        return Plan(_object_completer(operation, root_type, root_fields(operation, root_type), root=True))
     except Exception:  # NotPlannable, or a literal argument that does not coerce: graphql-core says why
         return None
 
@@ -302,10 +326,7 @@ def _completer(operation: Operation, type_: GraphQLOutputType, details: FieldDet
     if is_leaf_type(type_):
         return _leaf_completer(type_, required=False)  # type: ignore[arg-type]
     if isinstance(type_, GraphQLObjectType):
-        collected = collect_subfields(
-            operation.schema, operation.fragments, operation.variable_values, operation.operation, type_, details
-        )
-        return _object_completer(operation, type_, collected.grouped_field_set, root=False)
+        return _object_completer(operation, type_, subfields(operation, type_, details), root=False)
     assert is_abstract_type(type_)
     return _abstract_completer(operation, type_, details, owner)  # type: ignore[arg-type]
 
@@ -341,8 +362,8 @@ def _enum_names(type_: GraphQLEnumType) -> Callable[[Any], Any]:
     every value in turn; the names of the Python enum's members are looked up once here, and any
     other value goes to the type's own coercion."""
     coerce = type_.coerce_output_value
-    members = getattr(type_, "wrapped_cls", None)
-    if not (isinstance(members, type) and issubclass(members, Enum)):
+    members = python_enum_of(type_)
+    if members is None:
         return coerce
     names = {m: name for name, v in type_.values.items() for m in members if m.value == v.value}
 
@@ -365,9 +386,7 @@ def _abstract_completer(
         possible.name: _object_completer(
             operation,
             possible,
-            collect_subfields(
-                schema, operation.fragments, operation.variable_values, operation.operation, possible, details
-            ).grouped_field_set,
+            subfields(operation, possible, details),
             root=False,
         )
         for possible in schema.get_possible_types(type_)
@@ -392,8 +411,7 @@ def _abstract_completer(
 def _object_completer(
     operation: Operation, type_: GraphQLObjectType, grouped: dict[str, FieldDetailsList], *, root: bool
 ) -> Complete:
-    definition = _definition(type_)
-    if definition is None or definition.is_type_of is not None:
+    if strawberry_definition(type_) is None or has_own_is_type_of(type_):
         raise NotPlannable  # not a strawberry type, or its own is_type_of, which may want the resolve info
     is_type_of = None if root else type_.is_type_of  # strawberry's isinstance check for types with interfaces
     steps = [_field_step(operation, type_, key, details, root=root) for key, details in grouped.items()]
@@ -401,7 +419,7 @@ def _object_completer(
     def complete_object(value: Any, path: Path, run: _Run) -> Any:
         if value is None and not root:  # the root value is None: the hub's resolvers need none
             return None
-        if is_type_of is not None and not is_type_of(value, None):
+        if is_type_of is not None and not is_type_of(value, None):  # type: ignore[arg-type]  # reads no info
             raise Fallback
         out: dict[str, Any] = {}
         for step in steps:
@@ -428,7 +446,7 @@ def _field_step(
     if field is None:
         raise NotPlannable  # __schema and __type: introspection stays with graphql-core
     complete = _completer(operation, field.type, details, _Owner(field, parent))
-    if _is_basic(field):
+    if is_default_resolver(field):
         read = _reader(field)
         if is_leaf_type(get_named_type(field.type)):
 
@@ -485,73 +503,52 @@ class _DirectCall:
     permission classes, no schema exception handler that could apply.
     """
 
-    __slots__ = ("call", "converted", "converter", "field", "info_as", "info_class", "pass_self", "source_as")
+    __slots__ = ("call", "convert", "converted", "field", "strawberry_schema")
 
-    def __init__(self, operation: Operation, field: StrawberryField, fixed: dict[str, Any] | None) -> None:
-        strawberry_schema = operation.schema._strawberry_schema  # type: ignore[attr-defined]
-        resolver = field.base_resolver
-        assert resolver is not None
-        self.field, self.call = field, resolver.wrapped_func
-        self.info_class = strawberry_schema.config.info_class
-        self.converter = strawberry_schema.schema_converter
-        self.pass_self = resolver.self_parameter is not None
-        self.source_as = [p.name for p in (resolver.parent_parameter, resolver.root_parameter) if p is not None]
-        self.info_as = resolver.info_parameter.name if resolver.info_parameter else None
+    def __init__(
+        self, strawberry_schema: Any, field: StrawberryField, call: ResolverCall, fixed: dict[str, Any] | None
+    ) -> None:
+        self.strawberry_schema, self.field, self.call = strawberry_schema, field, call
+        self.convert: ArgumentConverter = argument_converter(strawberry_schema, field)
         self.converted = None  # literal arguments converted once, when no resolver could change them
         if fixed is not None:
-            converted = self._convert(fixed, None)
+            converted = self.convert(fixed, None)
             if all(isinstance(v, _IMMUTABLE) for v in converted.values()):
                 self.converted = converted
 
     @classmethod
     def of(cls, operation: Operation, field: GraphQLField, fixed: dict[str, Any] | None) -> _DirectCall | None:
         """The direct call for ``field``, or None when strawberry's wrapper must run."""
-        definition = _definition(field)
-        strawberry_schema = getattr(operation.schema, "_strawberry_schema", None)
-        converter = getattr(strawberry_schema, "schema_converter", None)
-        handlers = getattr(converter, "_get_field_exception_handlers", None)
-        if not isinstance(definition, StrawberryField) or handlers is None or definition.extensions:
+        definition = strawberry_definition(field)
+        if not isinstance(definition, StrawberryField) or definition.extensions:
             return None
-        resolver = definition.base_resolver
-        if resolver is None or not callable(resolver.wrapped_func) or handlers(definition):
-            return None
-        return cls(operation, definition, fixed)
-
-    def _convert(self, arguments: dict[str, Any], info: Any) -> dict[str, Any]:
-        return convert_arguments(
-            arguments, self.field.arguments, self.converter.scalar_registry, self.converter.config, info
-        )
+        strawberry_schema = strawberry_schema_of(operation.schema)
+        call = resolver_call(definition)
+        if call is None or has_exception_handlers(strawberry_schema, definition) is not False:
+            return None  # no resolver of its own, or a handler may apply (or none can be told)
+        return cls(strawberry_schema, definition, call, fixed)
 
     def __call__(self, source: Any, raw_info: Any, **arguments: Any) -> Any:
-        info = self.info_class(_raw_info=raw_info, _field=self.field)
-        kwargs = dict(self.converted) if self.converted is not None else self._convert(arguments, info)
-        for name in self.source_as:
+        info = make_info(self.strawberry_schema, raw_info, self.field)
+        kwargs = dict(self.converted) if self.converted is not None else self.convert(arguments, info)
+        call = self.call
+        for name in call.source_names:
             kwargs[name] = source
-        if self.info_as is not None:
-            kwargs[self.info_as] = info
-        return self.call(source, **kwargs) if self.pass_self else self.call(**kwargs)
+        if call.info_name is not None:
+            kwargs[call.info_name] = info
+        return call.func(source, **kwargs) if call.pass_self else call.func(**kwargs)
 
 
 def _reader(field: GraphQLField) -> Callable[[Any], Any]:
     """How a plain field's value is read off its parent. Strawberry's own reader makes two calls to
     reach its default resolver (``getattr`` by the Python name, unless the schema's config says
     otherwise); when it is ``getattr``, an ``attrgetter`` reads the same attribute in one."""
-    definition = _definition(field)
-    if isinstance(definition, StrawberryField) and definition.default_resolver is getattr and definition.python_name:
-        return attrgetter(definition.python_name)
+    name = plain_attribute(field)
+    if name is not None:
+        return attrgetter(name)
     resolve = field.resolve
     assert resolve is not None
     return lambda source: resolve(source, None)  # type: ignore[arg-type]
-
-
-def _definition(element: GraphQLField | GraphQLObjectType) -> Any:
-    """The strawberry definition a schema element was built from (None if strawberry did not build it)."""
-    return (element.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-
-
-def _is_basic(field: GraphQLField) -> bool:
-    """A strawberry field with no resolver of its own: its value is an attribute of the parent."""
-    return getattr(field.resolve, "_is_default", False)
 
 
 def _switch_variables(operation: Operation) -> tuple[str, ...] | None:

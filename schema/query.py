@@ -7,13 +7,10 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import agencies, aggregates, indicators, observations, regimes, tables, units
-from resolvers.errors import BadUserInput, Forbidden, NotFound
-from resolvers.federated_indicators import HUB
-from resolvers.observations import UnitKey
+from resolvers import agencies, data, indicators, regimes, units
+from resolvers.errors import BadUserInput, NotFound
 from resolvers.periods import Period as PeriodValue
 from resolvers.periods import period_range
-from resolvers.sources import reads as source_reads
 from schema.catalogue import (
     AdministrativeUnit,
     Agency,
@@ -36,12 +33,19 @@ from schema.selection import (
     page_of,
     readable_codes,
     report_all,
-    unit_ids_of,
-    units_of,
 )
 from schema.sources import Source
 
 MAX_SERIES_CELLS = 200_000
+
+UnitValidOn = Annotated[
+    date | None,
+    strawberry.argument(
+        description="The day unit codes (and parent) are read on; default: the last day of the period "
+        "asked (to, for observations), else today, so a 2024 period reads the 63 provinces of 2024. A "
+        "code no unit carried that day names the unit that carried it last (02 is the pre-2025 Ha Giang)."
+    ),
+]
 
 
 def _period_list(first: str, last: str) -> list[str]:
@@ -68,7 +72,8 @@ class Query(ReportQueries):
             regime = await loaders.regime_by_code.load(key)
             return Regime.of(regime) if regime else None
         if kind == "Observation" and not key.isdigit():
-            return await _federated_node(info, key)
+            found = await data.fetch_source_value(loaders, key)
+            return Observation.of(found) if found else None
         if not key.isdigit():
             raise BadUserInput("id is not an id this API returned")
         if kind == "AdministrativeUnit":
@@ -170,8 +175,8 @@ class Query(ReportQueries):
         return Regime.of(row)
 
     @strawberry.field(
-        description="Current values, one per key. Name units by code (every unit that "
-        "carried the code), or a parent with an optional level. from/to bound the period."
+        description="Current values, one per key. Name units by code, or a parent with an optional "
+        "level; codes are read on unitValidOn. from/to bound the period."
     )
     async def observations(
         self,
@@ -186,30 +191,19 @@ class Query(ReportQueries):
         status: ObservationStatus | None = None,
         first: First = None,
         after: After = None,
+        unit_valid_on: UnitValidOn = None,
     ) -> Connection[Observation] | None:
         request = page_of(info, first, after)
         readable = await readable_codes(info, indicators)
-        unit_ids = await unit_ids_of(info, units, parent, level)
-        rows = await info.context.loaders.indicator_by_code.load_many(readable)
-        federated = [r for r in rows if r is not None and r.source != "hub"]
-        values: list[observations.Observation] = []
-        if federated:
-            values, problems = await source_reads.observation_rows(
-                info.context.loaders.sources, federated, await units_of(info, unit_ids), from_, to, info.context.today
-            )
-            report_all(info, problems)
-        page = await observations.list_observations(
-            info.context.db,
-            request,
-            info.context.scope,
-            indicators=[c for c in readable if c not in {r.code for r in federated}],
-            unit_ids=unit_ids,
-            first_period=from_,
-            last_period=to,
-            dims=disaggregation,
-            status=status.value if status else None,
-            federated=values,
+        loaders = info.context.loaders
+        if disaggregation is not None:
+            disaggregation = await data.check_disaggregation(loaders, readable, disaggregation)
+        on = data.units_date(unit_valid_on, to, info.context.today)
+        unit_ids = await _selected(info, units, parent, level, on, exact=unit_valid_on is not None)
+        page, problems = await data.list_observations(
+            loaders, request, readable, unit_ids, from_, to, disaggregation, status.value if status else None
         )
+        report_all(info, problems)
         return Connection.of(page, Observation)
 
     @strawberry.field(description="One current value by key (a point lookup); null when none is stored.")
@@ -224,28 +218,11 @@ class Query(ReportQueries):
     ) -> Observation | None:
         if not info.context.scope.may_read(indicator):
             await indicator_or_raise(info, indicator)  # raises FORBIDDEN or NOT_FOUND
+        loaders = info.context.loaders
+        dims = await data.check_disaggregation(loaders, [indicator], disaggregation)
         on = unit_valid_on or info.context.today
-        db, scope = info.context.db, info.context.scope
-        federated = await info.context.loaders.source_of(indicator) != HUB
-        found = await observations.fetch_observation(
-            db, scope, indicator, unit, period, disaggregation, on, federated=federated
-        )
-        if not found.unit_found:
-            raise NotFound(f"there is no unit {unit} in force on that date")
-        if not found.covered:
-            raise Forbidden(f"you may not read values for unit {unit}")
-        if found.unit is not None:
-            # The catalogue row decides: the process's map may lag a change by its notification.
-            row = await info.context.loaders.indicator_by_code.load(indicator)
-            if row is not None and row.source != HUB:
-                value = await source_reads.one_observation(
-                    info.context.loaders.sources, row, found.unit, period, disaggregation
-                )
-                return Observation.of(value) if value else None
-            found = await observations.fetch_observation(
-                db, scope, indicator, unit, period, disaggregation, on, federated=False
-            )
-        return Observation.of(found.observation) if found.observation else None
+        found = await data.fetch_observation(loaders, indicator, unit, period, dims, on)
+        return Observation.of(found) if found else None
 
     @strawberry.field(
         description="The dashboard table: indicators x units for one period (default: "
@@ -259,27 +236,14 @@ class Query(ReportQueries):
         parent: str | None = None,
         level: UnitLevel | None = None,
         period: Period | None = None,  # type: ignore[valid-type]
+        unit_valid_on: UnitValidOn = None,
     ) -> Table | None:
         readable = await readable_codes(info, indicators)
-        unit_ids = await unit_ids_of(info, units, parent, level)
-        # Columns are the readable codes that exist, in the order asked; rows follow them exactly.
-        rows = [r for r in await info.context.loaders.indicator_by_code.load_many(readable) if r is not None]
-        readable = [r.code for r in rows]
-        federated = [(n, r) for n, r in enumerate(rows) if r.source != "hub"]
-        if federated:
-            block, problems = await tables.fetch_table_with_sources(
-                info.context.db,
-                info.context.loaders.sources,
-                readable,
-                federated,
-                await units_of(info, unit_ids),
-                period,
-                info.context.today,
-            )
-            report_all(info, problems)
-        else:
-            block = await tables.fetch_table(info.context.db, readable, unit_ids, period)
-        return Table(period=period, columns=[Indicator.of(r) for r in rows], rows=block)
+        on = data.units_date(unit_valid_on, period, info.context.today)
+        unit_ids = await _selected(info, units, parent, level, on, exact=unit_valid_on is not None)
+        columns, block = await data.fetch_table(info.context.loaders, readable, unit_ids, period)
+        report_all(info, block.problems)
+        return Table(period=period, columns=[Indicator.of(r) for r in columns], rows=block.json)
 
     @strawberry.field(description="One indicator over units and a period range, values as arrays.")
     async def series(
@@ -296,6 +260,15 @@ class Query(ReportQueries):
             bool,
             strawberry.argument(description="Compute periods before a unit existed from its predecessors."),
         ] = True,
+        unit_valid_on: Annotated[
+            date | None,
+            strawberry.argument(
+                description="The day unit codes (and parent) are read on; default today, with earlier "
+                "periods reached through throughLineage. A code no unit carried that day names the unit "
+                "that carried it last (02 is the pre-2025 Ha Giang); give a date to choose, e.g. "
+                "2024-12-31 for the 63 provinces."
+            ),
+        ] = None,
     ) -> Series | None:
         found = await indicator_or_raise(info, indicator)
         periods = _period_list(from_, to)
@@ -303,30 +276,15 @@ class Query(ReportQueries):
             raise BadUserInput(
                 f"{indicator} is reported with frequency {found.periodicity.value}; ask for periods of that frequency"
             )
-        unit_ids = await unit_ids_of(info, units, parent, level)
+        loaders = info.context.loaders
+        dims = await data.check_disaggregation(loaders, [indicator], disaggregation)
+        on = unit_valid_on or info.context.today
+        unit_ids = await _selected(info, units, parent, level, on, exact=unit_valid_on is not None)
         if len(unit_ids) * len(periods) > MAX_SERIES_CELLS:
             raise BadUserInput(f"a series may hold at most {MAX_SERIES_CELLS} cells; narrow it")
-        if found.source != "hub":
-            unit_rows = await units_of(info, unit_ids)
-            derived, problems = {}, []
-            if through_lineage:
-                derived, problems = await aggregates.before_existence(
-                    info.context.db,
-                    info.context.loaders.sources,
-                    found._row,
-                    [UnitKey.of(u) for u in unit_rows],
-                    periods,
-                    disaggregation,
-                )
-            block, more = await source_reads.series_block(
-                info.context.loaders.sources, found._row, unit_rows, periods, disaggregation, derived
-            )
-            report_all(info, source_reads.problems_of([*problems, *more]))  # one error per source
-        else:
-            block = await tables.fetch_series(
-                info.context.db, indicator, unit_ids, periods, disaggregation, derive=through_lineage
-            )
-        return Series(indicator=found, disaggregation=disaggregation, periods=periods, rows=block)
+        block = await data.fetch_series(loaders, indicator, unit_ids, periods, dims, derive=through_lineage)
+        report_all(info, block.problems)
+        return Series(indicator=found, disaggregation=dims, periods=periods, rows=block.json)
 
     @strawberry.field(
         description="A value for any unit and period by the indicator's rule, e.g. a "
@@ -350,21 +308,12 @@ class Query(ReportQueries):
         ] = None,
     ) -> Aggregate | None:
         found = await indicator_or_raise(info, indicator)
-        row = await units.fetch_unit(info.context.db, unit, unit_valid_on or info.context.today)
-        if row is None:
-            raise NotFound(f"there is no unit {unit} in force on that date")
-        if not info.context.scope.covers_unit(row.id):
-            raise Forbidden(f"you may not read values for unit {unit}")
-        result = await aggregates.fetch_aggregate(
-            info.context.db,
-            info.context.loaders.sources,
-            found._row,
-            UnitKey.of(row),
-            period,
-            disaggregation,
-            from_level=from_level.value if from_level else None,
-        )
-        return Aggregate.of(found, AdministrativeUnit.of(row), period, disaggregation, result)
+        loaders = info.context.loaders
+        dims = await data.check_disaggregation(loaders, [indicator], disaggregation)
+        on = unit_valid_on or info.context.today
+        level = from_level.value if from_level else None
+        row, result = await data.fetch_aggregate(loaders, indicator, unit, on, period, dims, level)
+        return Aggregate.of(found, AdministrativeUnit.of(row), period, dims, result)
 
     @strawberry.field(
         description="The federated sources this hub process reads, with their health as this process sees it."
@@ -374,17 +323,11 @@ class Query(ReportQueries):
         return [Source.of(s, info.context.scope) for s in registry] if registry else []
 
 
-async def _federated_node(info: Info, key: str) -> Observation | None:
-    """A source's value by the key its id holds: indicator:unit id:period:dims, asked again."""
-    parts = key.split(":")
-    if len(parts) != 4 or not parts[1].isdigit():
-        raise BadUserInput("id is not an id this API returned")
-    code, unit_id, period, dims = parts[0], int(parts[1]), parts[2], parts[3]
-    row = await info.context.loaders.indicator_by_code.load(code)
-    unit = await info.context.loaders.unit_by_id.load(unit_id)
-    if row is None or row.source == "hub" or unit is None or not info.context.scope.covers_unit(unit_id):
-        return None
-    value = await source_reads.one_observation(
-        info.context.loaders.sources, row, unit, str(PeriodValue.parse(period)), dims
-    )
-    return Observation.of(value) if value else None
+async def _selected(
+    info: Info, codes: list[str] | None, parent: str | None, level: UnitLevel | None, on: date, *, exact: bool
+) -> list[int]:
+    """The ids of the units asked for; a named code not reached is reported at the field's path."""
+    level_ = level.value if level else None
+    selected = await data.select_units(info.context.loaders, codes, parent, level_, on, exact=exact)
+    report_all(info, selected.problems)
+    return selected.ids

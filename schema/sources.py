@@ -8,6 +8,7 @@ from enum import Enum
 import strawberry
 
 from resolvers.scope import Scope
+from resolvers.sources.connectors import KINDS
 from resolvers.sources.source import Source as SourceRuntime
 
 
@@ -18,11 +19,10 @@ class SourceState(Enum):
     CIRCUIT_OPEN = "CIRCUIT_OPEN"
 
 
-@strawberry.enum
-class SourceKind(Enum):
-    POSTGRES = "postgres"
-    HTTP = "http"
-    GRAPHQL = "graphql"
+# Derived from the connector registry, so that every kind a source can be configured with is a value
+# here (a kind missing from this enum made the ``sources`` query answer INTERNAL).
+_KINDS: type[Enum] = Enum("SourceKind", [(name.upper(), name) for name in KINDS])  # type: ignore[misc]
+SourceKind = strawberry.enum(_KINDS)
 
 
 @strawberry.enum(description="Why a call to a source failed.")
@@ -41,7 +41,7 @@ class SourceErrorKind(Enum):
 )
 class Source:
     name: str
-    kind: SourceKind
+    kind: SourceKind  # type: ignore[valid-type]
     state: SourceState
     indicators: list[str] = strawberry.field(description="The indicators it serves that you may read.")
     last_error_at: datetime | None

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
+from auth.operator_errors import OperatorError
 from hub.demo.reference import indicator_rows, load_reference
 from hub.demo.regimes import load_regimes
 from hub.demo.synthetic import Geography, Row, Unit, generate
@@ -23,7 +24,7 @@ DEMO_SOURCE = "demo-synthetic"
 _CHUNK_ROWS = 250_000
 
 
-class DemoScaleMismatch(Exception):
+class DemoScaleMismatch(OperatorError):
     """The database already holds the demo set at another scale."""
 
 

@@ -1,4 +1,4 @@
-"""An aggregate over a source's values: the rule of migrations 0005 and 0008, walked level by level.
+"""An aggregate over a source's values: the rule of migrations/functions/aggregation.sql, walked level by level.
 
 The hub aggregates its own indicators inside PostgreSQL (``aggregate_observation``). A source's
 values never enter the hub's tables, so for an indicator a source serves the same rule is
@@ -11,7 +11,8 @@ followed here over the source's answers:
 - otherwise the unit's parts for that period, found the same way: the units it was formed from
   when the period ended before it existed (the 2025 reform), else the units below it in force
   then. The database decides which units are parts (``part_units``);
-- an incomplete set of parts gives no value rather than a wrong one.
+- an incomplete set of parts gives no value rather than a wrong one;
+- a mean is rounded to the indicator's decimals where it is computed, as the SQL rounds it.
 
 Many aggregates are walked together (a series' periods before its units existed): each level of
 the hierarchy costs one batched call to the source and one statement for the next level's parts,
@@ -25,7 +26,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from resolvers.aggregate_rule import NOTHING, Aggregate, averages, least_final
+from resolvers.aggregate_rule import NOTHING, Aggregate, Aggregation, averages, least_final
 from resolvers.errors import BadUserInput, SourceUnavailable
 from resolvers.exact import exact_sum
 from resolvers.observations import UnitKey
@@ -53,8 +54,9 @@ class Rule:
 
     indicator: str
     source: str
-    aggregation: str  # SUM, AVERAGE, LAST or NONE
+    aggregation: Aggregation  # SUM, AVERAGE, LAST or NONE
     periodicity: str
+    decimals: int  # a mean is rounded to these
 
 
 Node = tuple[int, str]  # (unit id, period of the rule's frequency)
@@ -88,17 +90,18 @@ async def aggregates_from_source(
             combined.append([known[node] for node in nodes])
     # A period made of several of the rule's periods: SUM, AVERAGE, or LAST (the latest one).
     several = [group for group in combined if isinstance(group, list) and len(group) > 1]
-    if rule.aggregation == "AVERAGE":
-        means = iter(await averages(db, [[a.value for a in group if a.value is not None] for group in several]))
+    if rule.aggregation == Aggregation.AVERAGE:
+        groups = [[a.value for a in group if a.value is not None] for group in several]
+        means = iter(await averages(db, groups, rule.decimals))
     results = []
     for group in combined:
         if not isinstance(group, list):
             results.append(group)
         elif len(group) == 1:
             results.append(group[0])
-        elif rule.aggregation == "SUM":
+        elif rule.aggregation == Aggregation.SUM:
             results.append(_combined(exact_sum([a.value for a in group if a.value is not None]), group))
-        elif rule.aggregation == "AVERAGE":
+        elif rule.aggregation == Aggregation.AVERAGE:
             results.append(_combined(next(means), group))
         else:
             last = group[-1].value
@@ -111,7 +114,7 @@ def _periods_of(rule: Rule, place: UnitKey, period: Period) -> list[Node] | None
     """The nodes a (unit, period) is made of at the rule's frequency; None when it has no value."""
     if period.frequency == rule.periodicity:
         return [(place.id, str(period))]
-    if rule.aggregation == "NONE":
+    if rule.aggregation == Aggregation.NONE:
         return None
     try:
         return [(place.id, str(p)) for p in period.subperiods(rule.periodicity)]
@@ -147,7 +150,7 @@ class _Walk:
                 if value is not None:
                     self.known[node] = Aggregate(value.value, value.status, 1, answer.source, answer.stale_age)
             missing = [n for n in frontier if n not in self.known]
-            if self.rule.aggregation == "NONE":
+            if self.rule.aggregation == Aggregation.NONE:
                 self._kill(missing)
                 break
             frontier = await self._expand(db, missing)
@@ -204,9 +207,10 @@ class _Walk:
                 else:
                     ready.append(node)
             groups = [[self.known[c] for c in self.parts[node]] for node in ready]
-            if self.rule.aggregation == "AVERAGE":
-                values = await averages(db, [[a.value for a in g if a.value is not None] for g in groups])
-            else:  # across units, SUM and LAST both add up (migration 0005)
+            if self.rule.aggregation == Aggregation.AVERAGE:
+                means = [[a.value for a in g if a.value is not None] for g in groups]
+                values = await averages(db, means, self.rule.decimals)
+            else:  # across units, SUM and LAST both add up (a stock of a nation is its provinces' stocks)
                 values = [exact_sum([a.value for a in g if a.value is not None]) for g in groups]
             for node, group, value in zip(ready, groups, values, strict=True):
                 self.known[node] = _combined(value, group)

@@ -1,14 +1,21 @@
 """A federated source as configured: where it lives, what to ask it, and how to protect the hub from it.
 
 ``hub/sources.py`` builds these from the ``[[source]]`` tables of the settings file and checks them;
-everything here is plain, immutable data.
+everything here is plain, immutable data, plus the checks of the keys several kinds share (a URL,
+headers, a field mapping). Each kind's own target is defined beside its connector (connectors.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-KINDS = ("postgres", "http", "graphql")
+_MAPPING_KEYS = {"rows", "unit", "period", "value", "dims", "status", "indicator"}
+
+
+class SourceConfigError(ValueError):
+    """A ``[[source]]`` key is wrong; the message says which and how (hub/sources.py adds where)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,47 +52,6 @@ class FieldMapping:
 
 
 @dataclass(frozen=True, slots=True)
-class PostgresTarget:
-    """Another PostgreSQL database, read through its own read-only pool.
-
-    Each indicator's SQL gets ``$1`` (unit codes, ``text[]``) and ``$2`` (periods, ``text[]``) and
-    returns columns ``unit``, ``period``, ``value`` and optionally ``dims`` and ``status``.
-    """
-
-    url: str
-    pool_size: int = 2
-
-
-@dataclass(frozen=True, slots=True)
-class HttpTarget:
-    """A JSON API: a URL template with ``{indicator}`` or ``{indicators}``, ``{units}``, ``{periods}``."""
-
-    url: str
-    mapping: FieldMapping
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    idempotent: bool = True
-
-    @property
-    def batches_indicators(self) -> bool:
-        return "{indicators}" in self.url or self.method == "POST"
-
-
-@dataclass(frozen=True, slots=True)
-class GraphQLTarget:
-    """A remote GraphQL endpoint and one query, with ``$indicator`` or ``$indicators``, ``$units``, ``$periods``."""
-
-    url: str
-    query: str
-    mapping: FieldMapping
-    batches_indicators: bool = False
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-Target = PostgresTarget | HttpTarget | GraphQLTarget
-
-
-@dataclass(frozen=True, slots=True)
 class SourceConfig:
     """One ``[[source]]``: its name (as indicators' ``source`` names it), kind, target and policy.
 
@@ -94,10 +60,39 @@ class SourceConfig:
     """
 
     name: str
-    kind: str
+    kind: str  # a name in connectors.KINDS
     indicators: tuple[tuple[str, str], ...]
-    target: Target
+    target: object  # the kind's own target (PostgresTarget, HttpTarget, ...), checked by its connector
     policy: Policy = Policy()
 
     def upstream_name(self, indicator: str) -> str:
         return dict(self.indicators)[indicator]
+
+
+def parse_url(table: Mapping[str, Any]) -> str:
+    """``url``: an http:// or https:// URL."""
+    url = table.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise SourceConfigError("url must be an http:// or https:// URL")
+    return url
+
+
+def parse_mapping(raw: Any) -> FieldMapping:
+    """``[source.mapping]``: where the parts of a value are in each JSON row."""
+    if not isinstance(raw, dict):
+        raise SourceConfigError("[source.mapping] must be a table")
+    for key, value in raw.items():
+        if key not in _MAPPING_KEYS:
+            raise SourceConfigError(f"unknown key {key!r} in [source.mapping]")
+        if not isinstance(value, str) or (key != "rows" and not value):
+            raise SourceConfigError(f"mapping {key} must be a field name")
+    rows = tuple(p for p in raw.get("rows", "").split(".") if p)
+    fields = {k: v for k, v in raw.items() if k != "rows"}
+    return FieldMapping(rows=rows, **fields)
+
+
+def parse_headers(raw: Any) -> tuple[tuple[str, str], ...]:
+    """``[source.headers]``: header names to values, sent with every call."""
+    if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+        raise SourceConfigError("headers must map names to strings")
+    return tuple(sorted(raw.items()))

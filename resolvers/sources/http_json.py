@@ -8,13 +8,64 @@ a JSON body instead, and the call is retried only when the source is declared id
 
 from __future__ import annotations
 
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from resolvers.sources.config import HttpTarget, SourceConfig
+from resolvers.sources.config import (
+    FieldMapping,
+    SourceConfig,
+    SourceConfigError,
+    parse_headers,
+    parse_mapping,
+    parse_url,
+)
 from resolvers.sources.transport import exchange, new_client
 from resolvers.sources.values import Question, SourceValue, read_rows, rows_at
+
+KEYS = frozenset({"url", "method", "headers", "idempotent", "mapping"})
+_PLACEHOLDERS = {"indicator", "indicators", "units", "periods"}
+
+
+@dataclass(frozen=True, slots=True)
+class HttpTarget:
+    """A JSON API: a URL template with ``{indicator}`` or ``{indicators}``, ``{units}``, ``{periods}``."""
+
+    url: str
+    mapping: FieldMapping
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    idempotent: bool = True
+
+    @property
+    def batches_indicators(self) -> bool:
+        return "{indicators}" in self.url or self.method == "POST"
+
+
+def parse_target(table: Mapping[str, Any]) -> HttpTarget:
+    """``url`` (a template), ``method``, ``idempotent``, ``headers`` and ``[source.mapping]``."""
+    url = parse_url(table)
+    method = table.get("method", "GET")
+    if method not in ("GET", "POST"):
+        raise SourceConfigError("method must be GET or POST")
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(url) if f is not None}
+    except ValueError:
+        raise SourceConfigError("url is not a valid template (braces must pair)") from None
+    if fields - _PLACEHOLDERS:
+        raise SourceConfigError("url may use only {indicator}, {indicators}, {units} and {periods}")
+    idempotent = table.get("idempotent", method == "GET")
+    if not isinstance(idempotent, bool):
+        raise SourceConfigError("idempotent must be true or false")
+    mapping = parse_mapping(table.get("mapping", {}))
+    target = HttpTarget(url, mapping, method, parse_headers(table.get("headers", {})), idempotent)
+    if target.batches_indicators and mapping.indicator is None:
+        raise SourceConfigError("one call answers several indicators, so [source.mapping] needs indicator")
+    return target
 
 
 class HttpConnector:

@@ -14,11 +14,15 @@ Rows are read through a cursor and counted, so an oversized answer is refused pa
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 
-from resolvers.sources.config import FieldMapping, PostgresTarget, SourceConfig
+from resolvers.sources.config import FieldMapping, SourceConfig, SourceConfigError
 from resolvers.sources.failures import (
     SourceConnectionFailed,
     SourceFailure,
@@ -31,6 +35,34 @@ from resolvers.sources.values import Question, SourceValue, parse_json, read_row
 _MAPPING = FieldMapping()
 # Types the two parameters whatever an indicator's SQL does with them; never executed.
 _ARGUMENTS = "WITH hub_arguments AS (SELECT $1::text[] AS units, $2::text[] AS periods)"
+KEYS = frozenset({"url", "database", "pool_size"})
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresTarget:
+    """Another PostgreSQL database, read through its own read-only pool.
+
+    ``url`` is a postgresql:// URL, or a plain database name on the hub's own server until
+    hub/sources.py resolves it.
+    """
+
+    url: str
+    pool_size: int = 2
+
+
+def parse_target(table: Mapping[str, Any]) -> PostgresTarget:
+    """``url`` or ``database``, and ``pool_size``."""
+    url, database = table.get("url"), table.get("database")
+    if (url is None) == (database is None):
+        raise SourceConfigError("give either url (postgresql://…) or database (on the hub's own server)")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("postgresql://", "postgres://"))):
+        raise SourceConfigError("url must be a postgresql:// URL")
+    if database is not None and (not isinstance(database, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", database)):
+        raise SourceConfigError("database must be a plain database name")
+    pool_size = table.get("pool_size", 2)
+    if isinstance(pool_size, bool) or not isinstance(pool_size, int) or not 1 <= pool_size <= 100:
+        raise SourceConfigError("pool_size must be an integer from 1 to 100")
+    return PostgresTarget(url if isinstance(url, str) else str(database), pool_size)
 
 
 class PostgresConnector:

@@ -6,12 +6,8 @@ import asyncio
 from collections.abc import Iterable, Iterator
 
 from resolvers.sources.config import SourceConfig
-from resolvers.sources.http_json import HttpConnector
-from resolvers.sources.postgres import PostgresConnector
-from resolvers.sources.remote_graphql import GraphQLConnector
+from resolvers.sources.connectors import KINDS
 from resolvers.sources.source import Connector, Source
-
-_CONNECTORS = {"postgres": PostgresConnector, "http": HttpConnector, "graphql": GraphQLConnector}
 
 
 class SourceRegistry:
@@ -35,6 +31,6 @@ def open_sources(configs: Iterable[SourceConfig], *, request_budget: float) -> S
     """Build every source; nothing connects yet (a source that is down must not stop the hub)."""
     sources = []
     for config in configs:
-        connector: Connector = _CONNECTORS[config.kind](config)
+        connector: Connector = KINDS[config.kind].connector(config)
         sources.append(Source(config, connector))
     return SourceRegistry(sources, request_budget)

@@ -8,14 +8,60 @@ cannot tell which of its values the errors touch.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from resolvers.sources.config import GraphQLTarget, SourceConfig
+from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+
+from resolvers.sources.config import (
+    FieldMapping,
+    SourceConfig,
+    SourceConfigError,
+    parse_headers,
+    parse_mapping,
+    parse_url,
+)
 from resolvers.sources.failures import SourceMalformed, SourceUpstreamError
 from resolvers.sources.transport import exchange, new_client
 from resolvers.sources.values import Question, SourceValue, read_rows, rows_at
 
 _ACCEPT = "application/graphql-response+json, application/json;q=0.9"
+KEYS = frozenset({"url", "query", "headers", "mapping"})
+
+
+@dataclass(frozen=True, slots=True)
+class GraphQLTarget:
+    """A remote GraphQL endpoint and one query, with ``$indicator`` or ``$indicators``, ``$units``, ``$periods``."""
+
+    url: str
+    query: str
+    mapping: FieldMapping
+    batches_indicators: bool = False
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def parse_target(table: Mapping[str, Any]) -> GraphQLTarget:
+    """``url``, ``query`` (one query operation), ``headers`` and ``[source.mapping]``."""
+    url = parse_url(table)
+    query = table.get("query")
+    if not isinstance(query, str):
+        raise SourceConfigError("query must be a GraphQL query document")
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        raise SourceConfigError(f"query does not parse: {exc.message}") from None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) != 1 or operations[0].operation != OperationType.QUERY:
+        raise SourceConfigError("query must hold exactly one query operation (never a mutation)")
+    variables = {v.variable.name.value for v in operations[0].variable_definitions or ()}
+    batches = "indicators" in variables
+    if not {"units", "periods"} <= variables or batches == ("indicator" in variables):
+        raise SourceConfigError("query must declare $units, $periods and one of $indicator or $indicators")
+    mapping = parse_mapping(table.get("mapping", {}))
+    if batches and mapping.indicator is None:
+        raise SourceConfigError("with $indicators, [source.mapping] needs indicator")
+    return GraphQLTarget(url, query, mapping, batches, parse_headers(table.get("headers", {})))
 
 
 class GraphQLConnector:

@@ -28,6 +28,8 @@ BATCH = 25  # aliases per document, under the hub's limit of 30
 SERIES_RANGE = {"M": ("2025-M06", "2025-M08"), "Q": ("2025-Q2", "2025-Q3"), "A": ("2024", "2025")}
 LATEST = {"M": "2026-M10", "Q": "2026-Q3", "A": "2025"}
 DENIED = re.compile(r"you may not read indicator (\S+)$")
+# A unit named by code outside the reader's regions is refused at its field, the other units answered.
+UNIT_DENIED = re.compile(r"you may not read values for unit (\S+)$")
 # This hub configures no federated sources: a granted federated indicator's values are unavailable
 # (tests/federation covers them); a denied one must still be FORBIDDEN before any source is asked.
 UNFEDERATED = re.compile(r"^source \S+ is |not supported for federated indicators")
@@ -68,6 +70,7 @@ class Observed:
     codes: set[str] = field(default_factory=set)
     value_units: set[str] = field(default_factory=set)
     forbidden: dict[tuple, set[str]] = field(default_factory=dict)
+    units_forbidden: dict[tuple, set[str]] = field(default_factory=dict)
 
 
 def indicator_codes(value: Any) -> Iterator[str]:
@@ -118,6 +121,10 @@ class Reader:
             if UNFEDERATED.search(error["message"]):
                 continue
             assert error["extensions"]["code"] == "FORBIDDEN", error
+            unit = UNIT_DENIED.search(error["message"])
+            if unit:
+                self.seen.units_forbidden.setdefault(tuple(error["path"]), set()).add(unit.group(1))
+                continue
             match = DENIED.search(error["message"])
             assert match, error
             self.seen.forbidden.setdefault(tuple(error["path"]), set()).add(match.group(1))
@@ -375,7 +382,14 @@ async def test_province_grant_refuses_other_units_by_name(sessions, real_hub: st
     answer = body.json()
     data = answer["data"]
     refused = {tuple(e["path"]): e["extensions"]["code"] for e in answer["errors"]}
-    assert refused == {("hn",): "FORBIDDEN", ("hnc",): "FORBIDDEN", ("dn",): "FORBIDDEN"}
+    # Named units outside the region are refused by name on every path, series and table included.
+    assert refused == {
+        ("hn",): "FORBIDDEN",
+        ("hnc",): "FORBIDDEN",
+        ("dn",): "FORBIDDEN",
+        ("s",): "FORBIDDEN",
+        ("t",): "FORBIDDEN",
+    }
     assert data["hn"] is None and data["hnc"] is None and data["dn"] is None
     assert data["hcm"]["value"] is not None and data["vn"]["value"] is not None
     assert [r["unit"] for r in block(data["s"]["rows"])] == ["79"]

@@ -294,9 +294,9 @@ def test_an_unknown_key_or_the_hub_itself_as_issuer_stops_the_start(tmp_path: Pa
         load_settings(path, environ={})
 
 
-def test_the_readmes_example_is_valid(tmp_path: Path) -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### External issuers") :]
+def test_the_docs_example_is_valid(tmp_path: Path) -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text(encoding="utf-8")
+    section = page[page.index("## External issuers") :]
     example = re.search(r"```toml\n(.*?)```", section, re.S)
     assert example is not None
     path = tmp_path / "readme.toml"

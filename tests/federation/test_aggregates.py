@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import AsyncIterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from typing import Any
 
 import asyncpg
@@ -258,10 +258,16 @@ async def test_random_cases_agree_with_the_hubs_sql(mirror_url: str, mirror_hub:
             for suffix in ("", "-S1", "-S2", "-Q1", "-Q2", "-Q3", "-Q4", "-M02", "-M06", "-M07", "-M09")
         ]
         indicators = [*MIRRORED, "ONLINE_PS", "UNEMP"]
+        # A disaggregation only where the indicator has it (any other is refused as BAD_USER_INPUT).
+        by_sex = set(
+            await conn.fetchval(
+                "SELECT array_agg(indicator_code) FROM indicator_dimension WHERE dimension_code = 'SEX'"
+            )
+        )
         cases = []
         for _ in range(60):
             case = (rng.choice(indicators), rng.choice(units), rng.choice(periods), rng.choice(["", "", "COMMUNE"]))
-            cases.append((*case, "SEX=F") if rng.random() < 0.2 else case)
+            cases.append((*case, "SEX=F") if rng.random() < 0.2 and case[0] in by_sex else case)
         expected = [await sql_aggregate(conn, case) for case in cases]
     finally:
         await conn.close()
@@ -312,3 +318,71 @@ async def test_a_series_through_the_lineage_matches_the_hubs_own(mirror_url: str
             assert [p for p in mine["provenance"] if p and p.startswith("computed:")] == derived
             computed += len(derived)
     assert computed >= 12  # the comparison covers derived cells, not only stored ones
+
+
+# --- a mean is rounded to the indicator's decimals, in SQL and over a source alike
+
+MEAN_CASE = ("LABOUR_FORCE", "VN", "2026-Q1", "PROVINCE")
+
+
+async def expected_mean(conn: asyncpg.Connection) -> str:
+    """The mean of the provinces' stored values for MEAN_CASE, rounded half away from zero (as
+    PostgreSQL's round) to the indicator's decimals, computed here from the rows themselves."""
+    decimals = await conn.fetchval("SELECT decimals FROM indicator WHERE code = $1", MEAN_CASE[0])
+    values = await conn.fetch(
+        "SELECT c.value FROM observation_current c JOIN admin_unit u ON u.id = c.unit_id"
+        " WHERE c.indicator_code = $1 AND c.period = $2 AND c.dims = '' AND u.level = 'PROVINCE'"
+        " AND u.valid_from <= '2026-03-31' AND (u.valid_to IS NULL OR u.valid_to >= '2026-03-31')",
+        MEAN_CASE[0],
+        MEAN_CASE[2],
+    )
+    assert len(values) == 34  # every province stored: the mean is of them all
+    with localcontext() as exact:
+        exact.prec = 60
+        mean = sum(r["value"] for r in values) / len(values)
+        rounded = mean.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    assert rounded != mean  # the case needs rounding, or the test could not fail
+    return str(rounded)
+
+
+@pytest.fixture(scope="module")
+async def average_in_hub_url(new_demo_database) -> str:
+    """The demo with LABOUR_FORCE a hub indicator aggregated as AVERAGE (the SQL path)."""
+    url = await new_demo_database()
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("UPDATE indicator SET aggregation = 'AVERAGE' WHERE code = $1", MEAN_CASE[0])
+    finally:
+        await conn.close()
+    return url
+
+
+async def test_a_mean_has_the_indicators_decimals_in_sql(average_in_hub_url: str, tmp_path) -> None:
+    conn = await asyncpg.connect(average_in_hub_url)
+    try:
+        expected = await expected_mean(conn)
+    finally:
+        await conn.close()
+    path = tmp_path / "hub.toml"
+    path.write_text("", encoding="utf-8")
+    settings = load_settings(path, environ={}).replace(graphiql=False, pool_min_size=1)
+
+    async def everything(request: Any) -> Principal:
+        return Principal(grants=Grants(frozenset([MEAN_CASE[0]]), None))
+
+    server, task, url = await serve(create_app(settings, average_in_hub_url, authenticate=everything), lifespan="on")
+    try:
+        (got,) = await hub_aggregates(url, [MEAN_CASE])
+    finally:
+        await stop(server, task)
+    assert (got[0], got[2]) == (expected, 34)
+
+
+async def test_a_mean_has_the_indicators_decimals_over_a_source(mirror_url: str, mirror_hub: str) -> None:
+    conn = await asyncpg.connect(mirror_url)
+    try:
+        expected = await expected_mean(conn)
+    finally:
+        await conn.close()
+    (got,) = await hub_aggregates(mirror_hub, [MEAN_CASE])
+    assert got[0] == expected

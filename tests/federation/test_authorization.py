@@ -19,13 +19,19 @@ async def test_a_region_restricted_client_causes_no_call_for_other_regions(
 ) -> None:
     hub = await start_hub(sources_toml(population, arrivals, stats))
     body = await gql(hub, EVERYTHING, x_test_regions="79")
-    # Ho Chi Minh City's values, the nation's (visible to all), and FORBIDDEN for Ha Noi by code.
+    # Ho Chi Minh City's values, the nation's (visible to all), and FORBIDDEN for every unit outside
+    # the region named by code (Ha Noi, 48), on every path: none is dropped without a word.
     assert [r["unit"] for r in block(body["data"]["table"]["rows"])] == ["79"]
     assert block(body["data"]["listed"]["rows"])[0]["values"] == [512345]
     assert [r["unit"] for r in block(body["data"]["series"]["rows"])] == ["VN"]
     assert [e["node"]["unit"]["code"] for e in body["data"]["observations"]["edges"]] == ["79", "79", "79"]
     assert body["data"]["other"] is None
-    assert [(e["path"], e["extensions"]["code"]) for e in body["errors"]] == [(["other"], "FORBIDDEN")]
+    assert sorted((e["path"][0], e["extensions"]["code"]) for e in body["errors"]) == [
+        ("listed", "FORBIDDEN"),
+        ("listed", "FORBIDDEN"),
+        ("other", "FORBIDDEN"),
+        ("series", "FORBIDDEN"),
+    ]
     # Nothing outside the client's region reached any upstream.
     asked = {unit for call in (*arrivals.calls, *stats.calls, *await population.settled()) for unit in call["units"]}
     assert asked == {"79", "VN"}

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from hub.settings import ConfigError, load_settings
-from resolvers.sources.config import GraphQLTarget, HttpTarget, PostgresTarget
+from resolvers.sources.http_json import HttpTarget
+from resolvers.sources.postgres import PostgresTarget
+from resolvers.sources.remote_graphql import GraphQLTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP = """
@@ -36,9 +38,8 @@ def test_the_demo_sources_file_is_complete_and_valid() -> None:
     assert tourism.policy.cache_ttl == 300 and tourism.policy.retries == 2
 
 
-def test_the_readmes_example_is_complete_and_valid(tmp_path: Path) -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Federation") :]
+def test_the_docs_example_is_complete_and_valid(tmp_path: Path) -> None:
+    section = (ROOT / "docs" / "federation.md").read_text(encoding="utf-8")
     example = re.search(r"```toml\n(.*?)```", section, re.S)
     assert example is not None
     settings = load(tmp_path, example.group(1))

@@ -17,6 +17,7 @@ from hub.migrate import (
 from tests.foundation.conftest import NRHUB, hub_env, run_nrhub
 
 FILES = [m.filename for m in discover_migrations()]
+NUMBERED = [m for m in discover_migrations() if m.version is not None]
 DOMAIN_TABLES = {
     "admin_unit",
     "unit_lineage",
@@ -48,7 +49,9 @@ def test_the_package_ships_numbered_migrations_without_gaps():
         "0003_reporting.sql",
         "0004_audit.sql",
     ]
-    assert [m.version for m in discover_migrations()] == list(range(1, len(FILES) + 1))
+    assert [m.version for m in NUMBERED] == list(range(1, len(NUMBERED) + 1))
+    # Then the re-appliable definitions, after every numbered file.
+    assert FILES[len(NUMBERED) :] == ["functions/aggregation.sql"]
 
 
 async def test_migrations_apply_to_an_empty_database_and_then_do_nothing(new_database):
@@ -62,11 +65,11 @@ async def test_migrations_apply_to_an_empty_database_and_then_do_nothing(new_dat
         assert DOMAIN_TABLES <= {r["table_name"] for r in await conn.fetch(_TABLES)}
         ledger = await conn.fetch("SELECT version, name, checksum FROM schema_migration ORDER BY version")
         assert [(r["version"], r["name"], r["checksum"]) for r in ledger] == [
-            (m.version, m.name, m.checksum) for m in discover_migrations()
+            (m.version, m.name, m.checksum) for m in NUMBERED
         ]
         assert await pending_migrations(conn) == []
         assert await migrate(conn) == []
-        assert await conn.fetchval("SELECT count(*) FROM schema_migration") == len(FILES)
+        assert await conn.fetchval("SELECT count(*) FROM schema_migration") == len(NUMBERED)
     finally:
         await conn.close()
 
@@ -75,6 +78,7 @@ async def test_pending_migrations_lists_the_files_not_yet_recorded(migrated_url)
     conn = await asyncpg.connect(migrated_url)
     try:
         await conn.execute("DELETE FROM schema_migration WHERE version >= 3")
+        # A numbered file to apply may replace functions: the function files run again after it.
         assert await pending_migrations(conn) == FILES[2:]
     finally:
         await conn.close()
@@ -127,7 +131,97 @@ async def test_three_processes_migrating_at_once_leave_one_set_of_tables(new_dat
     ]
     conn = await asyncpg.connect(url)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM schema_migration") == len(FILES)
+        assert await conn.fetchval("SELECT count(*) FROM schema_migration") == len(NUMBERED)
         assert DOMAIN_TABLES <= {r["table_name"] for r in await conn.fetch(_TABLES)}
+    finally:
+        await conn.close()
+
+
+# --- migrations/functions/: the current definition of the aggregation functions
+
+# Everything about a function that CREATE OR REPLACE could change or lose.
+_FUNCTIONS = """
+SELECT p.oid::regprocedure::text AS name, pg_get_functiondef(p.oid) AS definition, p.prosecdef,
+       p.proconfig, p.proacl::text[] AS acl, pg_get_userbyid(p.proowner) AS owner
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.proname = ANY($1::text[]) ORDER BY 1
+"""
+AGGREGATION_FUNCTIONS = [
+    "period_end",
+    "subperiods",
+    "status_rank",
+    "status_of_rank",
+    "part_units",
+    "aggregate_additive",
+    "aggregate_observation",
+]
+
+
+async def functions_of(conn: asyncpg.Connection) -> list[dict[str, object]]:
+    return [dict(r) for r in await conn.fetch(_FUNCTIONS, AGGREGATION_FUNCTIONS)]
+
+
+async def as_the_previous_runner_left_it(url: str) -> None:
+    """Every numbered migration applied and recorded, as the runner did before function files."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TABLE schema_migration (version integer PRIMARY KEY, name text NOT NULL,"
+            " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        for migration in NUMBERED:
+            async with conn.transaction():
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO schema_migration (version, name, checksum) VALUES ($1, $2, $3)",
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
+                )
+    finally:
+        await conn.close()
+
+
+async def test_an_existing_database_gets_the_functions_a_new_one_has(new_database, migrated_url):
+    existing = await new_database()
+    await as_the_previous_runner_left_it(existing)
+    conn = await asyncpg.connect(existing)
+    fresh = await asyncpg.connect(migrated_url)
+    try:
+        before = await functions_of(conn)
+        assert await pending_migrations(conn) == ["functions/aggregation.sql"]
+        assert await migrate(conn) == ["functions/aggregation.sql"]
+        after = await functions_of(conn)
+        assert after == await functions_of(fresh)
+        assert after != before  # the file changed something (AVERAGE is rounded), so the check can fail
+        by_name = {f["name"].split("(")[0]: f for f in after}
+        for name in ("aggregate_additive", "aggregate_observation"):
+            function = by_name[name]
+            # Still what migration 0013 made of them: run as the owner, a pinned search path, callable
+            # by the request role and not by PUBLIC.
+            assert function["prosecdef"]
+            assert function["proconfig"] == ["search_path=pg_catalog, public, pg_temp"]
+            assert any(entry.startswith("nrhub_app=X/") for entry in function["acl"])
+            assert not any(entry.startswith("=") for entry in function["acl"])
+        assert await pending_migrations(conn) == []
+        assert await migrate(conn) == []
+    finally:
+        await conn.close()
+        await fresh.close()
+
+
+async def test_a_changed_function_file_is_applied_again(migrated_url):
+    conn = await asyncpg.connect(migrated_url)
+    try:
+        before = await functions_of(conn)
+        # As if the database had an older version of the file: its recorded checksum differs.
+        await conn.execute("UPDATE schema_function SET checksum = 'older' WHERE name = 'aggregation'")
+        await conn.execute("ALTER FUNCTION aggregate_observation(text, integer, text, text, text[]) SECURITY INVOKER")
+        assert await pending_migrations(conn) == ["functions/aggregation.sql"]
+        assert await migrate(conn) == ["functions/aggregation.sql"]
+        assert await functions_of(conn) == before
+        assert await conn.fetchval("SELECT checksum FROM schema_function WHERE name = 'aggregation'") == next(
+            m.checksum for m in discover_migrations() if m.version is None
+        )
     finally:
         await conn.close()

@@ -59,6 +59,7 @@ REQUEST_ROLE = {
     "rate_limit": {S, I, U, D},
     # Private keys: loaded by the hub's owner connection only.
     "signing_key": set(),
+    "schema_function": set(),  # the ledger of migrations/functions/, read by the owner only
 }
 
 
