@@ -11,7 +11,7 @@ BIN    := $(VENV)/bin
 run: setup
 	@echo 'make: nrhub is in .venv/bin: call .venv/bin/nrhub, or run . .venv/bin/activate first (docs/commands.md)'
 	$(BIN)/nrhub demo load
-	$(BIN)/python -m hub.demo.tourism_api & api=$$!; \
+	$(BIN)/python -m nrhub.demo.tourism_api & api=$$!; \
 	trap 'kill $$api 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/nrhub --config hub/demo/sources.toml serve
 

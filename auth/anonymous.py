@@ -10,7 +10,7 @@ import time
 
 import asyncpg
 
-from auth.principal import ANONYMOUS, Grants, Principal
+from nrhub.auth.principal import ANONYMOUS, Grants, Principal
 
 _SELECT_PUBLIC = "SELECT coalesce(array_agg(code), '{}') FROM indicator WHERE sensitivity = 'PUBLIC'"
 _TTL_SECONDS = 5.0

@@ -23,13 +23,13 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from auth.address import Network, request_address
-from auth.body_limit import BodyTooLarge
-from auth.codes import insert_code
-from auth.http_status import status_for
-from auth.ratelimit import RateLimiter
-from auth.scopes import ScopeError, beyond, intersect, parse_scope
-from auth.users import authenticate_user
+from nrhub.auth.address import Network, request_address
+from nrhub.auth.body_limit import BodyTooLarge
+from nrhub.auth.codes import insert_code
+from nrhub.auth.http_status import status_for
+from nrhub.auth.ratelimit import RateLimiter
+from nrhub.auth.scopes import ScopeError, beyond, intersect, parse_scope
+from nrhub.auth.users import authenticate_user
 
 # Failed sign-ins allowed in a window: few per account (a person mistypes a few times, a guesser
 # needs many); more per address, where an office's people share one address.

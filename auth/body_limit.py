@@ -10,7 +10,7 @@ format (GraphQL errors, OAuth errors, the sign-in page); a route that does not i
 plain text here, so no route can read an unbounded body.
 
 It lives in ``auth``, the lowest layer that serves HTTP, so the OAuth endpoints can catch its
-exception; the app factory (``hub.app``) installs it.
+exception; the app factory (``nrhub.web.app``) installs it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from auth.http_status import status_for
+from nrhub.auth.http_status import status_for
 
 
 class BodyTooLarge(Exception):

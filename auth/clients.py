@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from auth.operator_errors import OperatorError
-from auth.scopes import check_catalogue
-from auth.secrets import hash_secret, new_client_id, new_secret
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.auth.scopes import check_catalogue
+from nrhub.auth.secrets import hash_secret, new_client_id, new_secret
 
 
 class ClientError(OperatorError):

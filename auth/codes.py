@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from auth.secrets import token_hash
+from nrhub.auth.secrets import token_hash
 
 CODE_LIFETIME_SECONDS = 60
 REFRESH_LIFETIME_DAYS = 7

@@ -28,7 +28,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from auth.tokens import InvalidToken, check_registered_claims, parse_header
+from nrhub.auth.tokens import InvalidToken, check_registered_claims, parse_header
 
 log = logging.getLogger("hub.auth")
 MIN_REFETCH_SECONDS = 30.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from auth.scopes import FIXED
+from nrhub.auth.scopes import FIXED
 
 GRAPHIQL_CLIENT_ID = "nrhub-graphiql"
 

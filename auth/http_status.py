@@ -7,7 +7,7 @@ Keyed by error code, so every layer can use it without importing the layers that
 - OAuth 2 error codes (authlib's ``OAuth2Error.error``), as the authorization server answers them;
 - PAYLOAD_TOO_LARGE, the body limit's (``auth.body_limit``).
 
-GraphQL over HTTP decides its own statuses for GraphQL responses (hub.graphql_http): a request
+GraphQL over HTTP decides its own statuses for GraphQL responses (nrhub.web.graphql_http): a request
 error is 400 under ``application/graphql-response+json`` whatever its code, and 200 under JSON.
 """
 

@@ -11,12 +11,12 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from auth.anonymous import PublicReader
-from auth.external import ExternalIssuer
-from auth.keys import KeyStore
-from auth.principal import Grants, Principal
-from auth.scopes import named
-from auth.tokens import InvalidToken, unverified_issuer, verify_access_token
+from nrhub.auth.anonymous import PublicReader
+from nrhub.auth.external import ExternalIssuer
+from nrhub.auth.keys import KeyStore
+from nrhub.auth.principal import Grants, Principal
+from nrhub.auth.scopes import named
+from nrhub.auth.tokens import InvalidToken, unverified_issuer, verify_access_token
 
 
 class Unauthorized(Exception):

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 
 import asyncpg
 
-from auth.operator_errors import OperatorError
+from nrhub.auth.operator_errors import OperatorError
 
 FIXED = {"catalog:read", "data:read", "reports:submit", "reports:review", "audit:read", "admin"}
 _PARAMETRISED = re.compile(r"^(indicator:[A-Z][A-Z0-9_]{1,63}|field:[a-z_]+|region:(VN|[0-9]{2}|[0-9]{5}))$")

@@ -31,16 +31,16 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from auth.address import parse_proxies, request_address
-from auth.authorize import AuthorizationEndpoint
-from auth.body_limit import BodyTooLarge
-from auth.codes import Grant, access_token_id, insert_refresh, redeem_code, revoke_refresh, rotate_refresh
-from auth.http_status import STATUS_BY_CODE, status_for
-from auth.keys import ALGORITHM, KeyStore
-from auth.ratelimit import RateLimiter
-from auth.scopes import FIXED, ScopeError, beyond, intersect, parse_scope
-from auth.secrets import verify_secret
-from auth.tokens import AccessClaims, InvalidToken, issue_access_token, verify_access_token
+from nrhub.auth.address import parse_proxies, request_address
+from nrhub.auth.authorize import AuthorizationEndpoint
+from nrhub.auth.body_limit import BodyTooLarge
+from nrhub.auth.codes import Grant, access_token_id, insert_refresh, redeem_code, revoke_refresh, rotate_refresh
+from nrhub.auth.http_status import STATUS_BY_CODE, status_for
+from nrhub.auth.keys import ALGORITHM, KeyStore
+from nrhub.auth.ratelimit import RateLimiter
+from nrhub.auth.scopes import FIXED, ScopeError, beyond, intersect, parse_scope
+from nrhub.auth.secrets import verify_secret
+from nrhub.auth.tokens import AccessClaims, InvalidToken, issue_access_token, verify_access_token
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}

@@ -15,7 +15,7 @@ from joserfc import jws, jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import ECKey
 
-from auth.keys import ALGORITHM, KeyStore
+from nrhub.auth.keys import ALGORITHM, KeyStore
 
 MAX_TOKEN_BYTES = 8192
 LEEWAY_SECONDS = 60

@@ -8,10 +8,10 @@ from datetime import datetime
 
 import asyncpg
 
-from auth.clients import ClientError
-from auth.codes import revoke_user_families
-from auth.scopes import check_catalogue
-from auth.secrets import hash_secret, verify_secret
+from nrhub.auth.clients import ClientError
+from nrhub.auth.codes import revoke_user_families
+from nrhub.auth.scopes import check_catalogue
+from nrhub.auth.secrets import hash_secret, verify_secret
 
 
 @dataclass(frozen=True, slots=True)

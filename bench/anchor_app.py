@@ -2,7 +2,7 @@
 
 Served by uvicorn in its own process, one worker, with the server settings ``nrhub serve`` uses
 (uvicorn's defaults: uvloop and httptools when installed; once started, the cyclic collector's
-settings, hub.collector.settle_collector), so that against the hub it differs only in what runs
+settings, nrhub.web.collector.settle_collector), so that against the hub it differs only in what runs
 inside the request. ``POST /graphql`` is the minimal strawberry endpoint of the point lookup
 (bench/strawberry_anchor.py). Run by bench/read_api.py::
 
@@ -24,7 +24,7 @@ from starlette.routing import Route
 from bench.pool import create_pool
 from bench.queries import build_queries
 from bench.strawberry_anchor import graphql_endpoint
-from hub.collector import settle_collector
+from nrhub.web.collector import settle_collector
 
 JSON = "application/json"
 

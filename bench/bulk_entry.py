@@ -26,12 +26,12 @@ import asyncpg
 import httpx
 import uvicorn
 
-from auth.clients import create_client
-from hub.app import create_app
-from hub.demo.load import load_demo
-from hub.embedded import embedded_server
-from hub.migrate import migrate
-from hub.settings import Settings
+from nrhub.auth.clients import create_client
+from nrhub.config.settings import Settings
+from nrhub.db.embedded import embedded_server
+from nrhub.db.migrate import migrate
+from nrhub.demo.load import load_demo
+from nrhub.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 CELLS = 20_000

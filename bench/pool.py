@@ -1,7 +1,7 @@
 """The anchors' asyncpg pool, set up like the hub's, and the embedded server's URL.
 
 The pool has the hub's default sizes (2..10) and, like the hub's, no reset round trip on release
-(hub/database.py ``_reset``): otherwise the anchors would pay a round trip per request the hub
+(hub/db/pools.py ``_reset``): otherwise the anchors would pay a round trip per request the hub
 does not, and the comparison would flatter the hub.
 """
 

@@ -33,7 +33,7 @@ def _environment(data_dir: Path) -> dict[str, str]:
 
 def _nrhub(tree: Path, *command: str) -> list[str]:
     # The entry point of the ``nrhub`` script, run with the code of ``tree`` (see bench/servers.py).
-    return [sys.executable, "-m", "hub.cli", *command]
+    return [sys.executable, "-m", "nrhub.cli", *command]
 
 
 def observations(data_dir: Path, tree: Path) -> int | None:

@@ -119,7 +119,7 @@ def hub(
 ) -> Iterator[Child]:
     """``nrhub serve`` on the benchmark data folder; it keeps the embedded PostgreSQL running.
 
-    The hub runs the code of ``tree`` (``python -m hub.cli serve`` there, the same entry point as
+    The hub runs the code of ``tree`` (``python -m nrhub.cli serve`` there, the same entry point as
     the ``nrhub`` script): by default this checkout, or e.g. a ``git worktree`` of a commit, so a
     run measures committed code while the working tree is being edited. With ``database_url`` it
     connects to that database instead (a baseline hub beside the first, on its PostgreSQL), and
@@ -128,7 +128,7 @@ def hub(
     if not (data_dir / "pg").is_dir():
         raise ServerFailed(f"no database in {data_dir}: run bench/prepare.py first (see bench/README.md)")
     port = free_port()
-    argv = [sys.executable, "-m", "hub.cli", "serve"]
+    argv = [sys.executable, "-m", "nrhub.cli", "serve"]
     env = _hub_environment(data_dir, port, tree, database_url, request_database_url)
     child = Child(name, argv, env, port, cwd=tree)
     try:

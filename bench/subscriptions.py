@@ -40,12 +40,12 @@ import httpx
 import orjson
 import websockets
 
-from auth.clients import create_client
-from hub.demo.load import load_demo
-from hub.embedded import embedded_server
-from hub.migrate import migrate
-from resolvers import submissions as workflow
-from resolvers.audit import Actor
+from nrhub.auth.clients import create_client
+from nrhub.db.embedded import embedded_server
+from nrhub.db.migrate import migrate
+from nrhub.demo.load import load_demo
+from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.audit import Actor
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = ROOT / ".hub-data" / "bench-subs"
@@ -202,7 +202,7 @@ async def _hub(database_url: str, tree: Path):
     with tempfile.NamedTemporaryFile(prefix="bench-subscriptions-hub-", suffix=".log", delete=False) as out:
         log = Path(out.name)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hub.cli", "serve", cwd=tree, env=env, stdout=out, stderr=out
+            sys.executable, "-m", "nrhub.cli", "serve", cwd=tree, env=env, stdout=out, stderr=out
         )
     hub = Hub(process, f"http://127.0.0.1:{port}", log)
     try:

@@ -1,1 +1,1 @@
-"""Numbered SQL migrations, applied in order by :mod:`hub.migrate`. Never edit an applied file."""
+"""Numbered SQL migrations, applied in order by :mod:`nrhub.db.migrate`. Never edit an applied file."""

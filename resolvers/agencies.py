@@ -12,10 +12,10 @@ from enum import StrEnum
 
 import asyncpg
 
-from resolvers.audit import Actor, append_entry
-from resolvers.errors import BadUserInput, Conflict, NotFound
-from resolvers.pagination import Page, PageRequest, make_page
-from resolvers.queryable import Queryable
+from nrhub.resolvers.audit import Actor, append_entry
+from nrhub.resolvers.errors import BadUserInput, Conflict, NotFound
+from nrhub.resolvers.pagination import Page, PageRequest, make_page
+from nrhub.resolvers.queryable import Queryable
 
 
 class AgencyKind(StrEnum):

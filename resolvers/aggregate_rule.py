@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from resolvers.queryable import Queryable
+from nrhub.resolvers.queryable import Queryable
 
 
 class Aggregation(StrEnum):

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from resolvers.aggregate_rule import NOTHING, Aggregate, Aggregation, rates
-from resolvers.errors import SourceUnavailable
-from resolvers.indicators import Indicator
-from resolvers.observations import UnitKey
-from resolvers.periods import Period
-from resolvers.queryable import Queryable
-from resolvers.sources.aggregate import Rule, aggregates_from_source
-from resolvers.sources.loaders import SourceLoaders
+from nrhub.resolvers.aggregate_rule import NOTHING, Aggregate, Aggregation, rates
+from nrhub.resolvers.errors import SourceUnavailable
+from nrhub.resolvers.indicators import Indicator
+from nrhub.resolvers.observations import UnitKey
+from nrhub.resolvers.periods import Period
+from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.sources.aggregate import Rule, aggregates_from_source
+from nrhub.resolvers.sources.loaders import SourceLoaders
 
 _SELECT_AGGREGATES = """
 SELECT a.value, a.status, a.stored_parts

@@ -18,9 +18,9 @@ import io
 from dataclasses import dataclass
 from decimal import Decimal
 
-from resolvers.errors import BadUserInput
-from resolvers.exact import parse_figure
-from resolvers.submissions import CellValue
+from nrhub.resolvers.errors import BadUserInput
+from nrhub.resolvers.exact import parse_figure
+from nrhub.resolvers.submissions import CellValue
 
 MAX_ROWS = 200_000
 _CSV_HEADER = ("indicator", "disaggregation", "value")

@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from resolvers.audit import Actor, append_entry
-from resolvers.errors import BadUserInput, NotFound
+from nrhub.resolvers.audit import Actor, append_entry
+from nrhub.resolvers.errors import BadUserInput, NotFound
 
 SEAL_ACTION = "catalogue.seal"
 

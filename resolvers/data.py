@@ -17,17 +17,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from resolvers import aggregates, observations, tables
-from resolvers.aggregate_rule import Aggregate
-from resolvers.errors import BadUserInput, Forbidden, HubError, NotFound, SourceUnavailable
-from resolvers.federated_indicators import HUB
-from resolvers.indicators import Indicator
-from resolvers.loaders import Loaders
-from resolvers.observations import Observation, SelectedUnits, UnitKey, UnitSelection
-from resolvers.pagination import Page, PageRequest
-from resolvers.periods import Period
-from resolvers.sources import reads as source_reads
-from resolvers.units import Unit, fetch_unit
+from nrhub.resolvers import aggregates, observations, tables
+from nrhub.resolvers.aggregate_rule import Aggregate
+from nrhub.resolvers.errors import BadUserInput, Forbidden, HubError, NotFound, SourceUnavailable
+from nrhub.resolvers.federated_indicators import HUB
+from nrhub.resolvers.indicators import Indicator
+from nrhub.resolvers.loaders import Loaders
+from nrhub.resolvers.observations import Observation, SelectedUnits, UnitKey, UnitSelection
+from nrhub.resolvers.pagination import Page, PageRequest
+from nrhub.resolvers.periods import Period
+from nrhub.resolvers.sources import reads as source_reads
+from nrhub.resolvers.units import Unit, fetch_unit
 
 
 @dataclass(frozen=True, slots=True)

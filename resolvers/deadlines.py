@@ -13,7 +13,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
-from resolvers.periods import Period
+from nrhub.resolvers.periods import Period
 
 VIETNAM = timezone(timedelta(hours=7))
 

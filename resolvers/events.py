@@ -27,8 +27,8 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
-from resolvers.federated_indicators import CATALOGUE_CHANNEL, FederatedIndicators
-from resolvers.submissions import EVENT_CHANNEL
+from nrhub.resolvers.federated_indicators import CATALOGUE_CHANNEL, FederatedIndicators
+from nrhub.resolvers.submissions import EVENT_CHANNEL
 
 log = logging.getLogger("hub.events")
 QUEUE_SIZE = 256

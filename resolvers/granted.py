@@ -18,7 +18,7 @@ Why a statement never runs under another caller's settings:
   succeeded, so a cancelled or failed statement leaves "unknown", and the next use sets again.
 - They are never set inside a transaction: a rollback would restore the previous caller's values
   while the connection remembered this one's.
-- The pool does not clear them on release (hub/database.py, ``_reset``): that would cost every
+- The pool does not clear them on release (hub/db/pools.py, ``_reset``): that would cost every
   statement a round trip. A connection taken from the pool directly (authentication, the token
   endpoints, /readyz, the federated map, the WebSocket revocation watch, the bulk upload's lookup
   of its report) may still hold the last request's settings; none of those reads an observation
@@ -34,7 +34,7 @@ from typing import Any
 
 import asyncpg
 
-from resolvers.scope import Scope
+from nrhub.resolvers.scope import Scope
 
 # The shapes the policies read (migration 0013): the codes as a JSON object's keys, written by
 # PostgreSQL itself; the unit ids as sorted ranges [from, to) laid end to end (_ranges).
@@ -67,7 +67,7 @@ class GrantedConnection(asyncpg.Connection):  # type: ignore[misc]
 class Granted:
     """The Queryable of one request (or one WebSocket connection): ``pool`` under ``scope``.
 
-    ``pool`` must make ``GrantedConnection``s (hub.database.create_pool does).
+    ``pool`` must make ``GrantedConnection``s (nrhub.db.pools.create_pool does).
     """
 
     __slots__ = ("_key", "_pool")

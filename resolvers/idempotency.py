@@ -17,8 +17,8 @@ from typing import Any
 import asyncpg
 import orjson
 
-from resolvers.audit import plain
-from resolvers.errors import BadUserInput, Conflict
+from nrhub.resolvers.audit import plain
+from nrhub.resolvers.errors import BadUserInput, Conflict
 
 _SELECT = "SELECT operation, request_hash, result::text FROM idempotency_key WHERE client_id = $1 AND key = $2"
 # The change is the reporting workflow's, which must read every observation row whatever the

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from resolvers.pagination import Page, PageRequest, make_page
-from resolvers.queryable import Queryable
-from resolvers.scope import Scope
-from resolvers.text import fold
+from nrhub.resolvers.pagination import Page, PageRequest, make_page
+from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.scope import Scope
+from nrhub.resolvers.text import fold
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,21 +8,21 @@ from typing import Any
 
 from aiodataloader import DataLoader
 
-from resolvers.agencies import fetch_agencies, fetch_agencies_by_unit
-from resolvers.federated_indicators import HUB, FederatedIndicators
-from resolvers.indicators import (
+from nrhub.resolvers.agencies import fetch_agencies, fetch_agencies_by_unit
+from nrhub.resolvers.federated_indicators import HUB, FederatedIndicators
+from nrhub.resolvers.indicators import (
     fetch_fields,
     fetch_indicators,
     list_dimensions,
     list_indicators_by_agency,
 )
-from resolvers.observations import fetch_observations
-from resolvers.queryable import Queryable
-from resolvers.regimes import fetch_regimes, list_items, list_reporters
-from resolvers.scope import Scope
-from resolvers.sources.loaders import SourceLoaders
-from resolvers.sources.registry import SourceRegistry
-from resolvers.units import (
+from nrhub.resolvers.observations import fetch_observations
+from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.regimes import fetch_regimes, list_items, list_reporters
+from nrhub.resolvers.scope import Scope
+from nrhub.resolvers.sources.loaders import SourceLoaders
+from nrhub.resolvers.sources.registry import SourceRegistry
+from nrhub.resolvers.units import (
     fetch_units_by_id,
     list_children,
     list_predecessors,
@@ -96,7 +96,7 @@ class Loaders:
     async def source_of(self, indicator: str) -> str:
         """Who serves a readable indicator's values: ``hub``, or the name of a federated source.
 
-        From the process's map when there is one (hub.app), else from the catalogue in this request.
+        From the process's map when there is one (nrhub.web.app), else from the catalogue in this request.
         """
         if self._federated is not None:
             return await self._federated.source_of(indicator)

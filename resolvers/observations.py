@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
-from resolvers.pagination import Page, PageRequest, make_page
-from resolvers.queryable import Queryable
-from resolvers.scope import Scope
-from resolvers.units import Unit, fetch_unit
+from nrhub.resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
+from nrhub.resolvers.pagination import Page, PageRequest, make_page
+from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.scope import Scope
+from nrhub.resolvers.units import Unit, fetch_unit
 
 STATUSES = ("ESTIMATE", "PRELIMINARY", "OFFICIAL")
 

@@ -9,7 +9,7 @@ from typing import Any, Generic, TypeVar
 
 import orjson
 
-from resolvers.errors import BadUserInput
+from nrhub.resolvers.errors import BadUserInput
 
 T = TypeVar("T")
 DEFAULT_PAGE_SIZE = 50

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from resolvers.errors import BadUserInput
+from nrhub.resolvers.errors import BadUserInput
 
 FREQUENCIES = ("A", "S", "Q", "M")
 _MONTHS_PER = {"A": 12, "S": 6, "Q": 3, "M": 1}

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from resolvers.audit import Actor, append_entry
-from resolvers.errors import BadUserInput
+from nrhub.resolvers.audit import Actor, append_entry
+from nrhub.resolvers.errors import BadUserInput
 
 FREQUENCIES = {"M", "Q", "S", "A"}
 DEADLINE_RULES = {"DAYS_AFTER_CUTOFF", "WORKING_DAYS_AFTER_CUTOFF", "DAY_OF_NEXT_MONTH"}

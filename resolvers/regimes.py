@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from resolvers.queryable import Queryable
+from nrhub.resolvers.queryable import Queryable
 
 
 @dataclass(frozen=True, slots=True)

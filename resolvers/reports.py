@@ -10,13 +10,13 @@ from typing import Any
 
 import asyncpg
 
-from resolvers.deadlines import Rule, schedule
-from resolvers.errors import NotFound
-from resolvers.pagination import Page, PageRequest, make_page
-from resolvers.periods import Period
-from resolvers.scope import Scope
-from resolvers.submissions import SUBMISSION_COLUMNS, CellValue, Submission
-from resolvers.validation import Problem
+from nrhub.resolvers.deadlines import Rule, schedule
+from nrhub.resolvers.errors import NotFound
+from nrhub.resolvers.pagination import Page, PageRequest, make_page
+from nrhub.resolvers.periods import Period
+from nrhub.resolvers.scope import Scope
+from nrhub.resolvers.submissions import SUBMISSION_COLUMNS, CellValue, Submission
+from nrhub.resolvers.validation import Problem
 
 
 @dataclass(frozen=True, slots=True)

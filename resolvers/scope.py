@@ -5,8 +5,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
-from auth.principal import Grants
-from resolvers.queryable import Queryable
+from nrhub.auth.principal import Grants
+from nrhub.resolvers.queryable import Queryable
 
 # A region grant covers the unit, everything below it, and the units it was formed from (the
 # 63 old provinces behind a 2025 province), at every validity. The nation is always visible:

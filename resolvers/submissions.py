@@ -16,11 +16,11 @@ from decimal import Decimal
 import asyncpg
 import orjson
 
-from resolvers.audit import Actor, append_entry, revision_digest
-from resolvers.deadlines import Rule, schedule
-from resolvers.errors import BadUserInput, Conflict, Forbidden, NotFound
-from resolvers.periods import Period
-from resolvers.validation import Problem, validate_values
+from nrhub.resolvers.audit import Actor, append_entry, revision_digest
+from nrhub.resolvers.deadlines import Rule, schedule
+from nrhub.resolvers.errors import BadUserInput, Conflict, Forbidden, NotFound
+from nrhub.resolvers.periods import Period
+from nrhub.resolvers.validation import Problem, validate_values
 
 EVENT_CHANNEL = "hub_events"
 

@@ -12,11 +12,11 @@ import asyncio
 from collections.abc import Sequence
 from datetime import date
 
-from resolvers.errors import SourceUnavailable
-from resolvers.indicators import Indicator
-from resolvers.queryable import Queryable
-from resolvers.sources import reads
-from resolvers.sources.loaders import SourceLoaders
+from nrhub.resolvers.errors import SourceUnavailable
+from nrhub.resolvers.indicators import Indicator
+from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.sources import reads
+from nrhub.resolvers.sources.loaders import SourceLoaders
 
 _PROVENANCE = """CASE WHEN {t}.submission_id IS NOT NULL THEN 'submission:' || {t}.submission_id
                       WHEN {t}.source IS NOT NULL THEN 'source:' || {t}.source END"""

@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from resolvers.pagination import Page, PageRequest, make_page
-from resolvers.queryable import Queryable
-from resolvers.text import fold
+from nrhub.resolvers.pagination import Page, PageRequest, make_page
+from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.text import fold
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from resolvers.exact import exact_sum, written
-from resolvers.periods import Period
+from nrhub.resolvers.exact import exact_sum, written
+from nrhub.resolvers.periods import Period
 
 if TYPE_CHECKING:
-    from resolvers.submissions import Submission
+    from nrhub.resolvers.submissions import Submission
 
 
 @dataclass(frozen=True, slots=True)

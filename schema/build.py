@@ -8,14 +8,14 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types import Info
 
-from schema.catalogue import AdministrativeUnit, Agency, Indicator, Regime
-from schema.data import Observation
-from schema.entities import checked, entity_keys
-from schema.mutation import Mutation
-from schema.query import Query
-from schema.reports import Submission
-from schema.scalars import SCALAR_MAP
-from schema.subscriptions import Subscription
+from nrhub.schema.catalogue import AdministrativeUnit, Agency, Indicator, Regime
+from nrhub.schema.data import Observation
+from nrhub.schema.entities import checked, entity_keys
+from nrhub.schema.mutation import Mutation
+from nrhub.schema.query import Query
+from nrhub.schema.reports import Submission
+from nrhub.schema.scalars import SCALAR_MAP
+from nrhub.schema.subscriptions import Subscription
 
 
 class _RememberedNames(NameConverter):

@@ -12,13 +12,13 @@ from enum import Enum
 import strawberry
 from strawberry.federation.schema_directives import Key
 
-from resolvers import agencies as agency_rows
-from resolvers import indicators as indicator_rows
-from resolvers import regimes as regime_rows
-from resolvers import units as unit_rows
-from schema.context import Info
-from schema.relay import Node, global_id, parse_global_id
-from schema.scalars import DecimalValue
+from nrhub.resolvers import agencies as agency_rows
+from nrhub.resolvers import indicators as indicator_rows
+from nrhub.resolvers import regimes as regime_rows
+from nrhub.resolvers import units as unit_rows
+from nrhub.schema.context import Info
+from nrhub.schema.relay import Node, global_id, parse_global_id
+from nrhub.schema.scalars import DecimalValue
 
 
 @strawberry.enum(description="Administrative level.")

@@ -15,15 +15,15 @@ from typing import TypeAlias
 import asyncpg
 import strawberry
 
-from auth.principal import Principal
-from resolvers.errors import HubError
-from resolvers.events import EventHub
-from resolvers.federated_indicators import FederatedIndicators
-from resolvers.granted import Granted
-from resolvers.loaders import Loaders
-from resolvers.queryable import Queryable
-from resolvers.scope import Scope, resolve_scope
-from resolvers.sources.registry import SourceRegistry
+from nrhub.auth.principal import Principal
+from nrhub.resolvers.errors import HubError
+from nrhub.resolvers.events import EventHub
+from nrhub.resolvers.federated_indicators import FederatedIndicators
+from nrhub.resolvers.granted import Granted
+from nrhub.resolvers.loaders import Loaders
+from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.scope import Scope, resolve_scope
+from nrhub.resolvers.sources.registry import SourceRegistry
 
 
 @dataclass

@@ -6,12 +6,12 @@ from enum import Enum
 
 import strawberry
 
-from resolvers import aggregate_rule as aggregate_rows
-from resolvers import observations as observation_rows
-from schema.catalogue import AdministrativeUnit, Indicator, load_unit
-from schema.context import Info
-from schema.relay import Node, global_id
-from schema.scalars import DataBlock, DecimalValue, Period
+from nrhub.resolvers import aggregate_rule as aggregate_rows
+from nrhub.resolvers import observations as observation_rows
+from nrhub.schema.catalogue import AdministrativeUnit, Indicator, load_unit
+from nrhub.schema.context import Info
+from nrhub.schema.relay import Node, global_id
+from nrhub.schema.scalars import DataBlock, DecimalValue, Period
 
 
 @strawberry.enum(description="How final a value is.")

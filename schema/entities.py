@@ -16,7 +16,7 @@ from typing import Any
 
 from strawberry.federation.schema_directives import Key
 
-from resolvers.errors import BadUserInput
+from nrhub.resolvers.errors import BadUserInput
 
 
 def entity_keys(types: list[type]) -> dict[str, list[frozenset[str]]]:

@@ -30,15 +30,15 @@ from graphql import (
 )
 from graphql import Executor as OperationExecutor
 
-from auth.graphiql_client import GRAPHIQL_CLIENT_ID
-from auth.principal import Principal
-from resolvers.errors import ERROR_CODES, HubError
-from schema.build import schema
-from schema.context import Context
-from schema.engine_internals import OneOfInputValidationRule
-from schema.limits import Limits, make_limit_rules, string_problem
-from schema.plan import Fallback, Operation, Plans
-from schema.time_limit import Deadlines
+from nrhub.auth.graphiql_client import GRAPHIQL_CLIENT_ID
+from nrhub.auth.principal import Principal
+from nrhub.resolvers.errors import ERROR_CODES, HubError
+from nrhub.schema.build import schema
+from nrhub.schema.context import Context
+from nrhub.schema.engine_internals import OneOfInputValidationRule
+from nrhub.schema.limits import Limits, make_limit_rules, string_problem
+from nrhub.schema.plan import Fallback, Operation, Plans
+from nrhub.schema.time_limit import Deadlines
 
 log = logging.getLogger("hub.graphql")
 _SUGGESTION = re.compile(r"\s*Did you mean .*\?$")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
-from schema.catalogue import Agency
-from schema.context import Info
+from nrhub.schema.catalogue import Agency
+from nrhub.schema.context import Info
 
 
 @strawberry.type(description="The caller: its agency, client, scopes, and the grants that follow from them.")

@@ -13,14 +13,14 @@ from typing import Annotated, Any
 
 import strawberry
 
-from resolvers import submissions as workflow
-from resolvers.errors import BadUserInput, Forbidden
-from resolvers.idempotency import idempotent
-from resolvers.regime_admin import ItemSpec, RegimeSpec, upsert_regime
-from schema.catalogue import Regime
-from schema.context import Info
-from schema.reports import Problem, Submission, actor_of, visible_submission
-from schema.scalars import DecimalValue, Period
+from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.errors import BadUserInput, Forbidden
+from nrhub.resolvers.idempotency import idempotent
+from nrhub.resolvers.regime_admin import ItemSpec, RegimeSpec, upsert_regime
+from nrhub.schema.catalogue import Regime
+from nrhub.schema.context import Info
+from nrhub.schema.reports import Problem, Submission, actor_of, visible_submission
+from nrhub.schema.scalars import DecimalValue, Period
 
 Key = Annotated[
     str,

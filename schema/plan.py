@@ -67,7 +67,7 @@ from graphql import (
 from graphql import Executor as OperationExecutor
 from graphql.pyutils import Path, gather_with_cancel, is_awaitable, is_iterable
 
-from schema.engine_internals import (
+from nrhub.schema.engine_internals import (
     ArgumentConverter,
     ExecutorView,
     FieldDetailsList,

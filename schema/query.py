@@ -7,11 +7,11 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import agencies, data, indicators, regimes, units
-from resolvers.errors import BadUserInput, NotFound
-from resolvers.periods import Period as PeriodValue
-from resolvers.periods import period_range
-from schema.catalogue import (
+from nrhub.resolvers import agencies, data, indicators, regimes, units
+from nrhub.resolvers.errors import BadUserInput, NotFound
+from nrhub.resolvers.periods import Period as PeriodValue
+from nrhub.resolvers.periods import period_range
+from nrhub.schema.catalogue import (
     AdministrativeUnit,
     Agency,
     AgencyKind,
@@ -20,13 +20,13 @@ from schema.catalogue import (
     Regime,
     UnitLevel,
 )
-from schema.context import Info
-from schema.data import Aggregate, Observation, ObservationStatus, Series, Table
-from schema.me import Me, me_of
-from schema.relay import Connection, Node, parse_global_id
-from schema.report_queries import ReportQueries
-from schema.scalars import Period
-from schema.selection import (
+from nrhub.schema.context import Info
+from nrhub.schema.data import Aggregate, Observation, ObservationStatus, Series, Table
+from nrhub.schema.me import Me, me_of
+from nrhub.schema.relay import Connection, Node, parse_global_id
+from nrhub.schema.report_queries import ReportQueries
+from nrhub.schema.scalars import Period
+from nrhub.schema.selection import (
     After,
     First,
     indicator_or_raise,
@@ -34,7 +34,7 @@ from schema.selection import (
     readable_codes,
     report_all,
 )
-from schema.sources import Source
+from nrhub.schema.sources import Source
 
 MAX_SERIES_CELLS = 200_000
 

@@ -8,8 +8,8 @@ from typing import Generic, TypeVar
 
 import strawberry
 
-from resolvers.errors import BadUserInput
-from resolvers.pagination import Page
+from nrhub.resolvers.errors import BadUserInput
+from nrhub.resolvers.pagination import Page
 
 T = TypeVar("T")
 

@@ -6,12 +6,12 @@ from datetime import date
 
 import strawberry
 
-from resolvers import reports as report_rows
-from resolvers import units
-from resolvers.errors import Forbidden, NotFound
-from schema.context import Info
-from schema.relay import Connection
-from schema.reports import (
+from nrhub.resolvers import reports as report_rows
+from nrhub.resolvers import units
+from nrhub.resolvers.errors import Forbidden, NotFound
+from nrhub.schema.context import Info
+from nrhub.schema.relay import Connection
+from nrhub.schema.reports import (
     AuditEntry,
     Revision,
     Submission,
@@ -22,8 +22,8 @@ from schema.reports import (
     visibility,
     visible_submission,
 )
-from schema.scalars import Period
-from schema.selection import After, First, indicator_or_raise, page_of
+from nrhub.schema.scalars import Period
+from nrhub.schema.selection import After, First, indicator_or_raise, page_of
 
 
 @strawberry.type

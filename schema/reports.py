@@ -9,14 +9,14 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from resolvers import reports as report_rows
-from resolvers import submissions as workflow
-from resolvers.audit import Actor
-from resolvers.errors import Forbidden, NotFound
-from schema.catalogue import AdministrativeUnit, Agency, Regime, load_unit
-from schema.context import Info
-from schema.relay import Node, global_id
-from schema.scalars import DecimalValue, Period
+from nrhub.resolvers import reports as report_rows
+from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.audit import Actor
+from nrhub.resolvers.errors import Forbidden, NotFound
+from nrhub.schema.catalogue import AdministrativeUnit, Agency, Regime, load_unit
+from nrhub.schema.context import Info
+from nrhub.schema.relay import Node, global_id
+from nrhub.schema.scalars import DecimalValue, Period
 
 
 @strawberry.enum(

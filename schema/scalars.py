@@ -8,9 +8,9 @@ from typing import Any, NewType
 import orjson
 import strawberry
 
-from resolvers.errors import BadUserInput
-from resolvers.exact import parse_figure, written
-from resolvers.periods import Period as PeriodValue
+from nrhub.resolvers.errors import BadUserInput
+from nrhub.resolvers.exact import parse_figure, written
+from nrhub.resolvers.periods import Period as PeriodValue
 
 
 def _parse_period(value: Any) -> str:

@@ -11,11 +11,11 @@ from typing import Annotated
 
 import strawberry
 
-from resolvers import observations, units
-from resolvers.errors import Forbidden, HubError, NotFound
-from resolvers.pagination import PageRequest, page_request
-from schema.catalogue import Indicator, UnitLevel
-from schema.context import Info
+from nrhub.resolvers import observations, units
+from nrhub.resolvers.errors import Forbidden, HubError, NotFound
+from nrhub.resolvers.pagination import PageRequest, page_request
+from nrhub.schema.catalogue import Indicator, UnitLevel
+from nrhub.schema.context import Info
 
 First = Annotated[int | None, strawberry.argument(description="Page size (default 50, capped).")]
 After = Annotated[str | None, strawberry.argument(description="Cursor from a previous page.")]

@@ -7,9 +7,9 @@ from enum import Enum
 
 import strawberry
 
-from resolvers.scope import Scope
-from resolvers.sources.connectors import KINDS
-from resolvers.sources.source import Source as SourceRuntime
+from nrhub.resolvers.scope import Scope
+from nrhub.resolvers.sources.connectors import KINDS
+from nrhub.resolvers.sources.source import Source as SourceRuntime
 
 
 @strawberry.enum(description="OK; DEGRADED: its last call failed; CIRCUIT_OPEN: not called until a probe succeeds.")

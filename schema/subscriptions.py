@@ -14,16 +14,16 @@ from typing import Any
 import asyncpg
 import strawberry
 
-from resolvers import observations as observation_rows
-from resolvers import submissions as workflow
-from resolvers.errors import Forbidden
-from resolvers.events import RESYNC, EventHub
-from schema.catalogue import UnitLevel
-from schema.context import Info
-from schema.data import Observation
-from schema.reports import SubmissionStatus, visibility
-from schema.scalars import Period
-from schema.selection import readable_codes, unit_ids_of
+from nrhub.resolvers import observations as observation_rows
+from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.errors import Forbidden
+from nrhub.resolvers.events import RESYNC, EventHub
+from nrhub.schema.catalogue import UnitLevel
+from nrhub.schema.context import Info
+from nrhub.schema.data import Observation
+from nrhub.schema.reports import SubmissionStatus, visibility
+from nrhub.schema.scalars import Period
+from nrhub.schema.selection import readable_codes, unit_ids_of
 
 SUBMISSION_EVENTS = {"submission.submitted", "submission.accepted", "submission.returned"}
 _SELECT_CHANGED = """
@@ -120,7 +120,7 @@ class Subscription:
                 if event is RESYNC:
                     yield SubmissionEvent(resync=True)
                     continue
-                # One object per event for every subscriber (read once; hub.ws executes it once per operation).
+                # One object per event for every subscriber (read once; nrhub.web.ws executes it once per operation).
                 payload = await event.read_once("submission", _submission_event, info.context.db, event.data)
                 if payload is not None:
                     yield payload

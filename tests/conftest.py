@@ -21,10 +21,10 @@ from typing import Any
 import asyncpg
 import pytest
 
-from hub.demo.load import load_demo
-from hub.demo.reference import load_reference
-from hub.embedded import embedded_server
-from hub.migrate import migrate
+from nrhub.db.embedded import embedded_server
+from nrhub.db.migrate import migrate
+from nrhub.demo.load import load_demo
+from nrhub.demo.reference import load_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -73,8 +73,8 @@ async def serving_hub(
     """
     import uvicorn
 
-    from hub.app import create_app
-    from hub.settings import Settings
+    from nrhub.config.settings import Settings
+    from nrhub.web.app import create_app
 
     sock = server_socket()
     port = sock.getsockname()[1]
@@ -107,7 +107,7 @@ async def run_nrhub(*args: str, database_url: str, seconds: float = 60) -> CliRu
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
     env["HUB_DATABASE_URL"] = database_url
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "hub.cli", *args, cwd=ROOT, env=env,
+        sys.executable, "-m", "nrhub.cli", *args, cwd=ROOT, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -198,7 +198,7 @@ async def all_indicators(pool) -> frozenset[str]:
 @pytest.fixture(scope="session")
 async def hub_url(database_url: str, all_indicators: frozenset[str]) -> AsyncIterator[str]:
     """A real hub on 127.0.0.1 (uvicorn in this event loop), principals chosen by test headers."""
-    from auth.principal import Grants, Principal
+    from nrhub.auth.principal import Grants, Principal
 
     async def authenticate(request) -> Principal:
         wanted = request.headers.get("x-test-indicators")

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from auth.operator_errors import OperatorError
-from hub.demo.reference import indicator_rows, load_reference
-from hub.demo.regimes import load_regimes
-from hub.demo.synthetic import Geography, Row, Unit, generate
-from resolvers.audit import SYSTEM, append_entry, revision_range_digest
-from resolvers.catalogue_admin import catalogue_rows, last_seal, seal, unsealed
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.demo.reference import indicator_rows, load_reference
+from nrhub.demo.regimes import load_regimes
+from nrhub.demo.synthetic import Geography, Row, Unit, generate
+from nrhub.resolvers.audit import SYSTEM, append_entry, revision_range_digest
+from nrhub.resolvers.catalogue_admin import catalogue_rows, last_seal, seal, unsealed
 
 COMMUNES_PER_PROVINCE = {"small": 6, "large": 100}
 DEMO_SOURCE = "demo-synthetic"

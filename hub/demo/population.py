@@ -14,10 +14,10 @@ from datetime import date
 
 import asyncpg
 
-from hub.database import connect
-from hub.demo.synthetic import LAST_MONTH, REFORM, SEED
-from hub.sources import same_server
-from resolvers.periods import period_range
+from nrhub.config.sources import same_server
+from nrhub.db.pools import connect
+from nrhub.demo.synthetic import LAST_MONTH, REFORM, SEED
+from nrhub.resolvers.periods import period_range
 
 DATABASE = "popdb"
 

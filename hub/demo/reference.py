@@ -121,7 +121,7 @@ POP_MONTHLY = IndicatorRow(
 
 
 def read_csv(name: str) -> list[dict[str, str]]:
-    text = resources.files("hub.demo").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("nrhub.demo").joinpath("data", name).read_text(encoding="utf-8")
     return list(csv.DictReader(text.splitlines()))
 
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from hub.demo.reference import DIMENSIONS, IndicatorRow
-from resolvers.periods import Period, period_range
+from nrhub.demo.reference import DIMENSIONS, IndicatorRow
+from nrhub.resolvers.periods import Period, period_range
 
 SEED = 20250701
 LAST_MONTH = Period(2026, 10, "M")  # the demo's "now": data through October 2026

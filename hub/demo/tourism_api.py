@@ -4,7 +4,7 @@ It stands for a ministry system the hub does not own (here the tourism authority
 statistics) and that the hub reads as the federated source ``tourism`` (hub/demo/sources.toml).
 Every figure is synthetic, from a fixed seed. ``make run`` starts it beside the hub:
 
-    python -m hub.demo.tourism_api [--host 127.0.0.1] [--port 8101]
+    python -m nrhub.demo.tourism_api [--host 127.0.0.1] [--port 8101]
 
     GET /api/v1/arrivals?provinces=01,79,VN&months=2026-M09,2026-M10
     → {"data": [{"province": "79", "month": "2026-M10", "arrivals": 512345, "status": "PRELIMINARY"}, …]}
@@ -24,9 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from hub.demo.reference import read_csv
-from hub.demo.synthetic import LAST_MONTH, REFORM, SEED
-from resolvers.periods import Period, period_range
+from nrhub.demo.reference import read_csv
+from nrhub.demo.synthetic import LAST_MONTH, REFORM, SEED
+from nrhub.resolvers.periods import Period, period_range
 
 FIRST_NATIONAL = Period(2021, 1, "M")
 # The big gateways get most arrivals: Ha Noi, Da Nang, Khanh Hoa, Ho Chi Minh City, Quang Ninh.

@@ -1,6 +1,6 @@
 """Federated sources: values the hub does not store, read from other databases and APIs on demand.
 
-config      what a source is (kind, target, indicators, policy), as ``hub/sources.py`` builds it
+config      what a source is (kind, target, indicators, policy), as ``hub/config/sources.py`` builds it
 connectors  the registry of kinds: each kind's keys, their parser and its connector, declared once
 postgres, http_json, remote_graphql
             the three connectors; each checks its own keys and turns one Question into validated SourceValues

@@ -26,14 +26,14 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from resolvers.aggregate_rule import NOTHING, Aggregate, Aggregation, averages, least_final
-from resolvers.errors import BadUserInput, SourceUnavailable
-from resolvers.exact import exact_sum
-from resolvers.observations import UnitKey
-from resolvers.periods import Period
-from resolvers.queryable import Queryable
-from resolvers.sources.loaders import Cell, SourceLoaders
-from resolvers.sources.reads import check_size, in_force
+from nrhub.resolvers.aggregate_rule import NOTHING, Aggregate, Aggregation, averages, least_final
+from nrhub.resolvers.errors import BadUserInput, SourceUnavailable
+from nrhub.resolvers.exact import exact_sum
+from nrhub.resolvers.observations import UnitKey
+from nrhub.resolvers.periods import Period
+from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.sources.loaders import Cell, SourceLoaders
+from nrhub.resolvers.sources.reads import check_size, in_force
 
 # Nation > province > district > commune, and the units a 2025 unit was formed from: no walk is
 # deeper than five levels; one that would be is treated as incomplete.

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from resolvers.sources.values import SourceValue
+from nrhub.resolvers.sources.values import SourceValue
 
 CellKey = tuple[str, str, str]  # indicator, unit code, period
 

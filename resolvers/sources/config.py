@@ -1,6 +1,6 @@
 """A federated source as configured: where it lives, what to ask it, and how to protect the hub from it.
 
-``hub/sources.py`` builds these from the ``[[source]]`` tables of the settings file and checks them;
+``hub/config/sources.py`` builds these from the ``[[source]]`` tables of the settings file and checks them;
 everything here is plain, immutable data, plus the checks of the keys several kinds share (a URL,
 headers, a field mapping). Each kind's own target is defined beside its connector (connectors.py).
 """
@@ -15,7 +15,7 @@ _MAPPING_KEYS = {"rows", "unit", "period", "value", "dims", "status", "indicator
 
 
 class SourceConfigError(ValueError):
-    """A ``[[source]]`` key is wrong; the message says which and how (hub/sources.py adds where)."""
+    """A ``[[source]]`` key is wrong; the message says which and how (hub/config/sources.py adds where)."""
 
 
 @dataclass(frozen=True, slots=True)

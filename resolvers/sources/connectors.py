@@ -3,7 +3,7 @@
 A kind is what ``kind = "…"`` names in a ``[[source]]`` table: the keys such a table may have
 beyond the common ones, how they are checked and become the connector's target, and the connector
 class that answers for it. Everything that knows about kinds reads ``KINDS``: configuration parsing
-(hub/sources.py), opening the process's sources (registry.py) and the schema's ``SourceKind`` enum
+(hub/config/sources.py), opening the process's sources (registry.py) and the schema's ``SourceKind`` enum
 (schema/sources.py). So a new kind is one connector module and one ``register`` call here, and a
 kind cannot be parsed without being served, nor served without being in the schema (where a
 missing enum value would make the ``sources`` query answer INTERNAL).
@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from resolvers.sources import http_json, postgres, remote_graphql
-from resolvers.sources.config import SourceConfig
-from resolvers.sources.source import Connector
+from nrhub.resolvers.sources import http_json, postgres, remote_graphql
+from nrhub.resolvers.sources.config import SourceConfig
+from nrhub.resolvers.sources.source import Connector
 
 # Lower case, so that its upper-case form is a GraphQL enum value (SourceKind.POSTGRES).
 _KIND_NAME = re.compile(r"^[a-z][a-z0-9_]*$")

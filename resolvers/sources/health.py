@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from resolvers.sources.breaker import CLOSED, Breaker
+from nrhub.resolvers.sources.breaker import CLOSED, Breaker
 
 WINDOW_SECONDS = 300
 WINDOW_CALLS = 1000

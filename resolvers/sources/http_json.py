@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import httpx
 
-from resolvers.sources.config import (
+from nrhub.resolvers.sources.config import (
     FieldMapping,
     SourceConfig,
     SourceConfigError,
@@ -24,8 +24,8 @@ from resolvers.sources.config import (
     parse_mapping,
     parse_url,
 )
-from resolvers.sources.transport import exchange, new_client
-from resolvers.sources.values import Question, SourceValue, read_rows, rows_at
+from nrhub.resolvers.sources.transport import exchange, new_client
+from nrhub.resolvers.sources.values import Question, SourceValue, read_rows, rows_at
 
 KEYS = frozenset({"url", "method", "headers", "idempotent", "mapping"})
 _PLACEHOLDERS = {"indicator", "indicators", "units", "periods"}

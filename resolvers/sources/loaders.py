@@ -16,11 +16,11 @@ from typing import Any, Protocol
 
 from aiodataloader import DataLoader, Loader, dispatch_queue
 
-from resolvers.errors import Forbidden, SourceUnavailable
-from resolvers.scope import Scope
-from resolvers.sources.failures import SourceFailure
-from resolvers.sources.registry import SourceRegistry
-from resolvers.sources.values import SourceValue
+from nrhub.resolvers.errors import Forbidden, SourceUnavailable
+from nrhub.resolvers.scope import Scope
+from nrhub.resolvers.sources.failures import SourceFailure
+from nrhub.resolvers.sources.registry import SourceRegistry
+from nrhub.resolvers.sources.values import SourceValue
 
 DEFAULT_WINDOW = 12
 # Why a source's values are missing, in words fit for any caller: the kind, never the detail.

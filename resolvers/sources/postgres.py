@@ -22,15 +22,15 @@ from typing import Any
 
 import asyncpg
 
-from resolvers.sources.config import FieldMapping, SourceConfig, SourceConfigError
-from resolvers.sources.failures import (
+from nrhub.resolvers.sources.config import FieldMapping, SourceConfig, SourceConfigError
+from nrhub.resolvers.sources.failures import (
     SourceConnectionFailed,
     SourceFailure,
     SourceTimeout,
     SourceTooLarge,
     SourceUpstreamError,
 )
-from resolvers.sources.values import Question, SourceValue, parse_json, read_rows
+from nrhub.resolvers.sources.values import Question, SourceValue, parse_json, read_rows
 
 _MAPPING = FieldMapping()
 # Types the two parameters whatever an indicator's SQL does with them; never executed.
@@ -43,7 +43,7 @@ class PostgresTarget:
     """Another PostgreSQL database, read through its own read-only pool.
 
     ``url`` is a postgresql:// URL, or a plain database name on the hub's own server until
-    hub/sources.py resolves it.
+    hub/config/sources.py resolves it.
     """
 
     url: str

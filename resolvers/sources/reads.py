@@ -17,13 +17,13 @@ from typing import Any
 
 import orjson
 
-from resolvers.aggregate_rule import Aggregate
-from resolvers.errors import BadUserInput, SourceUnavailable
-from resolvers.indicators import Indicator
-from resolvers.observations import Observation, UnitKey
-from resolvers.periods import Period, containing, period_range
-from resolvers.sources.loaders import Cell, CellValues, SourceLoaders
-from resolvers.units import Unit as StoredUnit
+from nrhub.resolvers.aggregate_rule import Aggregate
+from nrhub.resolvers.errors import BadUserInput, SourceUnavailable
+from nrhub.resolvers.indicators import Indicator
+from nrhub.resolvers.observations import Observation, UnitKey
+from nrhub.resolvers.periods import Period, containing, period_range
+from nrhub.resolvers.sources.loaders import Cell, CellValues, SourceLoaders
+from nrhub.resolvers.units import Unit as StoredUnit
 
 Unit = StoredUnit | UnitKey  # anything with id, code, valid_from and valid_to
 MAX_CELLS = 50_000  # cells one field may ask the sources for

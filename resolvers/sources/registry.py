@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator
 
-from resolvers.sources.config import SourceConfig
-from resolvers.sources.connectors import KINDS
-from resolvers.sources.source import Connector, Source
+from nrhub.resolvers.sources.config import SourceConfig
+from nrhub.resolvers.sources.connectors import KINDS
+from nrhub.resolvers.sources.source import Connector, Source
 
 
 class SourceRegistry:

@@ -14,7 +14,7 @@ from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
 
-from resolvers.sources.config import (
+from nrhub.resolvers.sources.config import (
     FieldMapping,
     SourceConfig,
     SourceConfigError,
@@ -22,9 +22,9 @@ from resolvers.sources.config import (
     parse_mapping,
     parse_url,
 )
-from resolvers.sources.failures import SourceMalformed, SourceUpstreamError
-from resolvers.sources.transport import exchange, new_client
-from resolvers.sources.values import Question, SourceValue, read_rows, rows_at
+from nrhub.resolvers.sources.failures import SourceMalformed, SourceUpstreamError
+from nrhub.resolvers.sources.transport import exchange, new_client
+from nrhub.resolvers.sources.values import Question, SourceValue, read_rows, rows_at
 
 _ACCEPT = "application/graphql-response+json, application/json;q=0.9"
 KEYS = frozenset({"url", "query", "headers", "mapping"})

@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from resolvers.sources.breaker import Breaker
-from resolvers.sources.cache import CellKey, ValueCache
-from resolvers.sources.config import SourceConfig
-from resolvers.sources.failures import CircuitOpen, SourceFailure, SourceTimeout, SourceUpstreamError
-from resolvers.sources.health import Health, HealthReport
-from resolvers.sources.values import Question, SourceValue
+from nrhub.resolvers.sources.breaker import Breaker
+from nrhub.resolvers.sources.cache import CellKey, ValueCache
+from nrhub.resolvers.sources.config import SourceConfig
+from nrhub.resolvers.sources.failures import CircuitOpen, SourceFailure, SourceTimeout, SourceUpstreamError
+from nrhub.resolvers.sources.health import Health, HealthReport
+from nrhub.resolvers.sources.values import Question, SourceValue
 
 log = logging.getLogger("hub.sources")
 

@@ -11,14 +11,14 @@ from typing import Any
 
 import httpx
 
-from resolvers.sources.failures import (
+from nrhub.resolvers.sources.failures import (
     SourceBadStatus,
     SourceConnectionFailed,
     SourceMalformed,
     SourceTimeout,
     SourceTooLarge,
 )
-from resolvers.sources.values import parse_json
+from nrhub.resolvers.sources.values import parse_json
 
 
 async def exchange(client: httpx.AsyncClient, request: httpx.Request, max_bytes: int) -> Any:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from resolvers.errors import BadUserInput
-from resolvers.observations import STATUSES
-from resolvers.periods import Period
-from resolvers.sources.config import FieldMapping
-from resolvers.sources.failures import SourceMalformed
+from nrhub.resolvers.errors import BadUserInput
+from nrhub.resolvers.observations import STATUSES
+from nrhub.resolvers.periods import Period
+from nrhub.resolvers.sources.config import FieldMapping
+from nrhub.resolvers.sources.failures import SourceMalformed
 
 # The same grammar as is_dims_key in migration 0002.
 _DIMS = re.compile(r"^([A-Z][A-Z_]*=[A-Z0-9]+(\|[A-Z][A-Z_]*=[A-Z0-9]+)*)?$")

@@ -16,8 +16,8 @@ import asyncpg
 import httpx
 import pytest
 
-from auth.clients import create_client
-from hub.database import connect
+from nrhub.auth.clients import create_client
+from nrhub.db.pools import connect
 from tests.conftest import serving_hub
 
 

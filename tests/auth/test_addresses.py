@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from auth.address import caller_address, parse_proxies
-from hub.settings import ConfigError, load_settings
+from nrhub.auth.address import caller_address, parse_proxies
+from nrhub.config.errors import ConfigError
+from nrhub.config.settings import load_settings
 
 PROXIES = parse_proxies("10.0.0.0/8, 192.0.2.1")
 

@@ -18,7 +18,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
 
-from auth.clients import disable_client
+from nrhub.auth.clients import disable_client
 from tests.auth.conftest import Registered
 
 QUERY = "{ indicators(first: 100) { edges { node { code } } } }"

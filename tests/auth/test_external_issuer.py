@@ -23,8 +23,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from auth.external import TrustedIssuer
-from hub.settings import ConfigError, load_settings
+from nrhub.auth.external import TrustedIssuer
+from nrhub.config.errors import ConfigError
+from nrhub.config.settings import load_settings
 from tests.auth.conftest import serving
 from tests.federation.upstreams import serve, stop
 

@@ -9,7 +9,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 from joserfc.jwt import JWTClaimsRegistry
 
-from auth.keys import rotate_key
+from nrhub.auth.keys import rotate_key
 from tests.auth.conftest import Registered, hub_connection, serving
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from auth.scopes import ScopeError, beyond, intersect
+from nrhub.auth.scopes import ScopeError, beyond, intersect
 from tests.auth.conftest import reach, request_token
 from tests.auth.test_tokens import segments
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from auth.clients import create_client, disable_client
-from auth.keys import rotate_key
+from nrhub.auth.clients import create_client, disable_client
+from nrhub.auth.keys import rotate_key
 from tests.auth.conftest import Registered, hub_connection, request_token, serving
 
 NRHUB = Path(sys.executable).with_name("nrhub")

@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
-from auth.clients import create_client
-from auth.users import create_user
+from nrhub.auth.clients import create_client
+from nrhub.auth.users import create_user
 from tests.conftest import serving_hub
 
 REDIRECT = "http://127.0.0.1:9/callback"

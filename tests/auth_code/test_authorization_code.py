@@ -8,8 +8,8 @@ import secrets
 import httpx
 import pytest
 
-from auth.clients import create_client
-from auth.users import create_user
+from nrhub.auth.clients import create_client
+from nrhub.auth.users import create_user
 from tests.auth_code.conftest import PASSWORD, REDIRECT, authorize_params, exchange, pkce, redirected, sign_in
 
 

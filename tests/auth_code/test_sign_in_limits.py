@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import secrets
 
-from auth.authorize import SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_SECONDS
+from nrhub.auth.authorize import SIGN_IN_FAILURES_PER_ACCOUNT, SIGN_IN_FAILURES_PER_ADDRESS, SIGN_IN_WINDOW_SECONDS
 from tests.auth_code.conftest import LABOUR, fresh_window, pkce, redirected, register_person, sign_in
 
 WRONG = "not the password at all"

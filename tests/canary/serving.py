@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import httpx
 
-from auth.clients import create_client
+from nrhub.auth.clients import create_client
 from tests.canary.canaries import (
     CANARY,
     CANARY_DEFINITION,

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.settings import Settings, load_settings
+from nrhub.config.settings import Settings, load_settings
 from tests.conftest import ROOT, run_nrhub, serving_hub
 
 DEMO_SETTINGS = ROOT / "hub" / "demo" / "sources.toml"

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hub.settings import load_settings
+from nrhub.config.settings import load_settings
 from tests.conftest import ROOT
 from tests.docs.conftest import shell_environment
 

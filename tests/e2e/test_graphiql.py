@@ -1,6 +1,6 @@
 """GraphiQL as a browser gets it: the page, its Content-Security-Policy, and the allow-listed assets.
 
-A tiny Starlette app carries only hub.graphiql's routes plus a /graphql route (GET: the page; POST:
+A tiny Starlette app carries only nrhub.web.graphiql's routes plus a /graphql route (GET: the page; POST:
 a stub schema), served by a real uvicorn on 127.0.0.1, so these tests need neither the database nor
 the hub's real schema. The browser checks run Debian's chromium headless when it is installed.
 """
@@ -25,8 +25,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from hub.graphiql import DEFAULT_QUERY, graphiql_page, graphiql_routes
-from hub.settings import ConfigError, Settings
+from nrhub.config.errors import ConfigError
+from nrhub.config.settings import Settings
+from nrhub.web.graphiql import DEFAULT_QUERY, graphiql_page, graphiql_routes
 from tests.e2e.devtools import CHROMIUM, FLAGS, needs_chromium
 from tests.e2e.live_server import live_server
 

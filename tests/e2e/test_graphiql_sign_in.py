@@ -1,6 +1,6 @@
 """GraphiQL sign-in, end to end: a person signs in from the hub's GraphiQL page in headless Chromium.
 
-The hub is the real app (hub.app.create_app) on the session's demo database, served by uvicorn on
+The hub is the real app (nrhub.web.app.create_app) on the session's demo database, served by uvicorn on
 127.0.0.1 in a background thread, with its issuer set to the address the browser uses, so the
 GraphiQL client's one registered redirect URI is exactly ``<that origin>/graphql``. An ASGI
 wrapper records every HTTP request the hub receives (method, path, Authorization, body, status);
@@ -26,9 +26,9 @@ import httpx
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from auth.users import create_user
-from hub.app import create_app
-from hub.settings import Settings
+from nrhub.auth.users import create_user
+from nrhub.config.settings import Settings
+from nrhub.web.app import create_app
 from tests.e2e.devtools import Page, chromium_page, needs_chromium
 from tests.e2e.live_server import bound_socket, live_server
 from tests.e2e.test_graphiql import Resources

@@ -16,9 +16,9 @@ import asyncpg
 import httpx
 import pytest
 
-from auth.principal import Grants, Principal
-from hub.app import create_app
-from hub.settings import load_settings
+from nrhub.auth.principal import Grants, Principal
+from nrhub.config.settings import load_settings
+from nrhub.web.app import create_app
 from tests.federation.upstreams import ArrivalsApi, PopulationDatabase, ResetServer, StatsGraphQL, serve, stop
 
 # The demo marks POP_MONTHLY (popdb) and INTL_VISITORS (tourism) as federated; FDI_REG is moved

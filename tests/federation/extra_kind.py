@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from resolvers.sources.config import SourceConfig, SourceConfigError
-from resolvers.sources.connectors import ConnectorKind, register
-from resolvers.sources.values import Question, SourceValue
+from nrhub.resolvers.sources.config import SourceConfig, SourceConfigError
+from nrhub.resolvers.sources.connectors import ConnectorKind, register
+from nrhub.resolvers.sources.values import Question, SourceValue
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,10 +55,10 @@ class EchoConnector:
 
 async def main(database_url: str, settings_file: str) -> dict[str, Any]:
     # Imported after the kind is registered, as the hub's own modules would be.
-    from auth.principal import Grants, Principal
-    from hub.app import create_app
-    from hub.settings import load_settings
-    from schema.build import schema
+    from nrhub.auth.principal import Grants, Principal
+    from nrhub.config.settings import load_settings
+    from nrhub.schema.build import schema
+    from nrhub.web.app import create_app
     from tests.federation.upstreams import serve, stop
 
     settings = load_settings(Path(settings_file), environ={}).replace(graphiql=False, pool_min_size=1)

@@ -18,12 +18,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from auth.principal import Grants, Principal
-from hub.app import create_app
-from hub.settings import load_settings
-from resolvers.aggregates import LEVELS
-from resolvers.periods import Period, period_range
-from resolvers.tables import fetch_series
+from nrhub.auth.principal import Grants, Principal
+from nrhub.config.settings import load_settings
+from nrhub.resolvers.aggregates import LEVELS
+from nrhub.resolvers.periods import Period, period_range
+from nrhub.resolvers.tables import fetch_series
+from nrhub.web.app import create_app
 from tests.federation.conftest import POLICY, _toml_value, block, gql, sources_toml
 from tests.federation.upstreams import serve, stop
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from hub.settings import ConfigError, load_settings
-from resolvers.sources.http_json import HttpTarget
-from resolvers.sources.postgres import PostgresTarget
-from resolvers.sources.remote_graphql import GraphQLTarget
+from nrhub.config.errors import ConfigError
+from nrhub.config.settings import load_settings
+from nrhub.resolvers.sources.http_json import HttpTarget
+from nrhub.resolvers.sources.postgres import PostgresTarget
+from nrhub.resolvers.sources.remote_graphql import GraphQLTarget
 
 ROOT = Path(__file__).resolve().parents[2]
 HTTP = """

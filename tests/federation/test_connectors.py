@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.settings import ConfigError, load_settings
-from resolvers.sources.connectors import KINDS
-from schema.build import schema
+from nrhub.config.errors import ConfigError
+from nrhub.config.settings import load_settings
+from nrhub.resolvers.sources.connectors import KINDS
+from nrhub.schema.build import schema
 
 ROOT = Path(__file__).resolve().parents[2]
 ECHO = """

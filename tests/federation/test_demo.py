@@ -9,10 +9,10 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hub.demo import tourism_api
-from hub.demo.population import load_population
-from hub.sources import same_server
-from resolvers.periods import Period
+from nrhub.config.sources import same_server
+from nrhub.demo import tourism_api
+from nrhub.demo.population import load_population
+from nrhub.resolvers.periods import Period
 from tests.federation.conftest import block, gql
 from tests.federation.upstreams import serve, stop
 

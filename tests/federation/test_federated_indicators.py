@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from resolvers.events import EventHub
-from resolvers.federated_indicators import FederatedIndicators
+from nrhub.resolvers.events import EventHub
+from nrhub.resolvers.federated_indicators import FederatedIndicators
 from tests.federation.conftest import GRAPHQL_INDICATOR, gql, sources_toml
 
 INDICATOR = "RETAIL"

@@ -15,7 +15,7 @@ import asyncpg
 import psutil
 import pytest
 
-from hub.migrate import migrate
+from nrhub.db.migrate import migrate
 
 NRHUB = Path(sys.executable).with_name("nrhub")
 

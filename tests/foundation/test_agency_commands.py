@@ -9,7 +9,7 @@ import re
 import asyncpg
 import pytest
 
-from resolvers.agencies import AgencyKind
+from nrhub.resolvers.agencies import AgencyKind
 from tests.conftest import CliRun, run_nrhub
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import tomllib
 from pathlib import Path
 
 import asyncpg
@@ -109,18 +108,3 @@ def test_every_command_explains_itself(command):
     assert result.returncode == 0, result.stderr
     assert "usage: nrhub" in result.stdout
     assert len(result.stdout.splitlines()) >= 3
-
-
-def test_a_non_editable_install_ships_every_package_its_migrations_and_its_data():
-    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    packages = {
-        ".".join(init.parent.relative_to(ROOT).parts)
-        for top in ("hub", "schema", "resolvers", "auth", "migrations")
-        for init in (ROOT / top).rglob("__init__.py")
-    }
-    assert packages <= set(setuptools["packages"])
-    data = setuptools["package-data"]
-    assert "*.sql" in data["migrations"]
-    assert "data/*.csv" in data["hub.demo"]
-    for name in ("provinces.csv", "provinces_2004.csv", "agencies.csv", "indicators.csv"):
-        assert (ROOT / "hub" / "demo" / "data" / name).is_file()

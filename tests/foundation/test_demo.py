@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from hub.demo.load import DEMO_SOURCE, load_demo
-from hub.demo.reference import read_csv
+from nrhub.demo.load import DEMO_SOURCE, load_demo
+from nrhub.demo.reference import read_csv
 
 _TABLES = """
 SELECT table_name FROM information_schema.tables

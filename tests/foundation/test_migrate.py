@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from hub.migrate import (
+from nrhub.db.migrate import (
     MIGRATION_LOCK_KEY,
     MigrationError,
     discover_migrations,

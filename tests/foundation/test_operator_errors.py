@@ -1,6 +1,6 @@
 """One root for the errors that end an ``nrhub`` command in one line (auth/operator_errors.py).
 
-``hub.cli`` catches that root alone, so each kind of operator error must derive from it: one left out
+``nrhub.cli.main`` catches that root alone, so each kind of operator error must derive from it: one left out
 would end its command in a traceback. The one-line output of each kind is tested where the kind is
 (tests/foundation/test_config.py, test_migrate.py, tests/auth/test_scope_words.py, tests/reports, ...).
 """
@@ -15,20 +15,20 @@ from pathlib import Path
 
 import pytest
 
-import hub.cli as cli_main
-from auth.clients import ClientError
-from auth.operator_errors import OperatorError
-from auth.scopes import ScopeError
-from hub.cli import PortInUse
-from hub.cli_agencies import AgencyError
-from hub.cli_audit import AuditFailure
-from hub.cli_catalogue import CatalogueFileError
-from hub.cli_regimes import RegimeFileError
-from hub.database import DatabaseUnreachable, UnsafeRequestRole
-from hub.demo.load import DemoScaleMismatch
-from hub.embedded import EmbeddedStartError
-from hub.migrate import MigrationError
-from hub.settings import ConfigError
+import nrhub.cli.main as cli_main
+from nrhub.auth.clients import ClientError
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.auth.scopes import ScopeError
+from nrhub.cli.agencies import AgencyError
+from nrhub.cli.audit import AuditFailure
+from nrhub.cli.catalogue import CatalogueFileError
+from nrhub.cli.main import PortInUse
+from nrhub.cli.regimes import RegimeFileError
+from nrhub.config.errors import ConfigError
+from nrhub.db.embedded import EmbeddedStartError
+from nrhub.db.migrate import MigrationError
+from nrhub.db.pools import DatabaseUnreachable, UnsafeRequestRole
+from nrhub.demo.load import DemoScaleMismatch
 from tests.conftest import run_nrhub
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,7 +92,7 @@ async def test_a_command_on_a_database_never_migrated_says_so_in_one_line(new_da
 async def test_a_reader_leaving_the_pipe_ends_the_command_without_a_traceback() -> None:
     """``nrhub schema print | true``: the reader is gone before the command writes, so the write fails."""
     shell = await asyncio.create_subprocess_shell(
-        f"{sys.executable} -m hub.cli schema print | true",
+        f"{sys.executable} -m nrhub.cli schema print | true",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=ROOT,

@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from hub.migrate import discover_migrations, migrate
+from nrhub.db.migrate import discover_migrations, migrate
 from tests.foundation.conftest import NRHUB, free_port, hub_env
 
 READY_WITHIN = 90.0

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.settings import TABLE_SETTINGS, ConfigError, Settings, load_settings
+from nrhub.config.errors import ConfigError
+from nrhub.config.settings import TABLE_SETTINGS, Settings, load_settings
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 

@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from auth.clients import create_client
+from nrhub.auth.clients import create_client
 from tests.conftest import CliRun, run_nrhub, serving_hub
 
 ROOT = Path(__file__).resolve().parents[2]

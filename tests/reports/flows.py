@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from resolvers import submissions as workflow
-from resolvers.audit import GENESIS, Actor
+from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.audit import GENESIS, Actor
 
 MONTHLY = "BC_KTXH_THANG"
 QUARTERLY = "BC_BO_QUY"

@@ -22,9 +22,18 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import ECKey
 
-from hub.database import APP_ROLE, create_pool
-from hub.settings import Settings
-from resolvers.audit import GENESIS, Actor, _canonical, _loads, append_entry, entry_hash, revision_digest, verify_chain
+from nrhub.config.settings import Settings
+from nrhub.db.pools import APP_ROLE, create_pool
+from nrhub.resolvers.audit import (
+    GENESIS,
+    Actor,
+    _canonical,
+    _loads,
+    append_entry,
+    entry_hash,
+    revision_digest,
+    verify_chain,
+)
 from tests.reports.flows import (
     MONTHLY,
     OPEN,
@@ -269,7 +278,7 @@ async def test_a_rewritten_tail_is_caught_by_a_checkpoint_taken_before(clone_dem
 
 
 async def test_request_connections_cannot_rewrite_history(database_url: str) -> None:
-    """The hub's pool (hub.database.create_pool, as the running hub opens it) runs as nrhub_app."""
+    """The hub's pool (nrhub.db.pools.create_pool, as the running hub opens it) runs as nrhub_app."""
     async with asyncio.timeout(30):
         pool = await create_pool(Settings(pool_min_size=1, pool_max_size=1), database_url)
         try:

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from resolvers.audit import _LOCK_KEY as AUDIT_LOCK
-from resolvers.audit import verify_chain
+from nrhub.resolvers.audit import _LOCK_KEY as AUDIT_LOCK
+from nrhub.resolvers.audit import verify_chain
 from tests.reports.flows import (
     MONTHLY,
     OPEN,

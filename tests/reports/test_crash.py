@@ -26,12 +26,12 @@ import asyncpg
 import httpx
 import uvicorn
 
-from auth.clients import create_client
-from hub.app import create_app
-from hub.demo.load import load_demo
-from hub.migrate import migrate
-from hub.settings import Settings
-from resolvers.audit import verify_chain
+from nrhub.auth.clients import create_client
+from nrhub.config.settings import Settings
+from nrhub.db.migrate import migrate
+from nrhub.demo.load import load_demo
+from nrhub.resolvers.audit import verify_chain
+from nrhub.web.app import create_app
 from tests.conftest import server_socket
 from tests.reports.flows import (
     CELLS,

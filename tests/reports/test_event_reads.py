@@ -11,9 +11,9 @@ import asyncpg
 import pytest
 from graphql import ExecutionResult, GraphQLError
 
-from hub.event_stream import SharedResponses
-from resolvers.events import Event
-from schema.subscriptions import SubmissionEvent
+from nrhub.resolvers.events import Event
+from nrhub.schema.subscriptions import SubmissionEvent
+from nrhub.web.event_stream import SharedResponses
 
 READ = "SELECT code FROM admin_unit WHERE level = 'PROVINCE' AND valid_to IS NULL AND code = ANY($1::text[])"
 

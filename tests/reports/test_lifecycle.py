@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from resolvers.audit import verify_chain
+from nrhub.resolvers.audit import verify_chain
 
 VN = timezone(timedelta(hours=7))
 MONTHLY_CELLS = ["RETAIL", "BUDGET_REV", "BUDGET_EXP", "NEW_ENT", "TRAFFIC_DEATHS", "DOSSIERS_ONLINE", "DOSSIERS_TOTAL"]

@@ -150,7 +150,7 @@ async def test_second_init_duplicate_id_and_foreign_origin(report_hub, token_for
 async def test_revoked_token_is_cut_off_within_seconds(report_hub, pool) -> None:
     import httpx
 
-    from auth.clients import create_client
+    from nrhub.auth.clients import create_client
 
     async with pool.acquire() as conn:
         client, secret = await create_client(conn, agency="VPCP", scopes=["audit:read"])

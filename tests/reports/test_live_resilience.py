@@ -40,16 +40,16 @@ import websockets
 from joserfc.jwk import ECKey
 from websockets.exceptions import ConnectionClosed
 
-from auth.clients import create_client
-from auth.keys import ensure_signing_key
-from auth.tokens import issue_access_token
-from hub.app import create_app
-from hub.demo.load import load_demo
-from hub.migrate import migrate
-from hub.settings import Settings
-from resolvers import submissions as workflow
-from resolvers.audit import Actor
-from resolvers.events import QUEUE_SIZE
+from nrhub.auth.clients import create_client
+from nrhub.auth.keys import ensure_signing_key
+from nrhub.auth.tokens import issue_access_token
+from nrhub.config.settings import Settings
+from nrhub.db.migrate import migrate
+from nrhub.demo.load import load_demo
+from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.audit import Actor
+from nrhub.resolvers.events import QUEUE_SIZE
+from nrhub.web.app import create_app
 from tests.conftest import server_socket
 from tests.reports.test_lifecycle import MONTHLY_CELLS, REVIEW, SUBMIT, fill_monthly, previous_values
 from tests.reports.test_live import SUBMISSIONS, connected, next_payload, start
@@ -147,7 +147,7 @@ def rss_kib(pid: int) -> int:
 
 @contextlib.asynccontextmanager
 async def hub_process(database_url: str, log_dir: Path, **settings: str) -> AsyncIterator[HubProcess]:
-    """``nrhub serve`` (python -m hub.cli serve) as a child process on the database; stopped with SIGINT."""
+    """``nrhub serve`` (python -m nrhub.cli serve) as a child process on the database; stopped with SIGINT."""
     with _free_socket() as probe:
         port = probe.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HUB_")}
@@ -163,7 +163,7 @@ async def hub_process(database_url: str, log_dir: Path, **settings: str) -> Asyn
     log = log_dir / f"hub-{port}.log"
     with log.open("wb") as out:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "hub.cli", "serve", cwd=ROOT, env=env, stdout=out, stderr=out
+            sys.executable, "-m", "nrhub.cli", "serve", cwd=ROOT, env=env, stdout=out, stderr=out
         )
     url = f"http://127.0.0.1:{port}"
     try:

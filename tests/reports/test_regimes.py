@@ -10,8 +10,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from resolvers.deadlines import Rule, schedule
-from resolvers.periods import Period
+from nrhub.resolvers.deadlines import Rule, schedule
+from nrhub.resolvers.periods import Period
 from tests.conftest import ROOT
 
 VN = timezone(timedelta(hours=7))
@@ -108,7 +108,7 @@ items = [ { indicator = "POOR_HH", min = 0 }, { indicator = "HOUSEHOLDS", min = 
         encoding="utf-8",
     )
     env = {**os.environ, "HUB_DATABASE_URL": database_url}
-    nrhub = [sys.executable, "-m", "hub.cli"]
+    nrhub = [sys.executable, "-m", "nrhub.cli"]
     first = subprocess.run([*nrhub, "regimes", "import", str(file)], env=env, cwd=ROOT, capture_output=True, text=True)
     assert first.returncode == 0, first.stderr
     assert "regime.create BC_IMPORTED" in first.stdout

@@ -1,6 +1,6 @@
 """The request id that answers a change is the one its audit entry records, on every transport.
 
-hub.request_id chooses one id per request (the caller's when it is a short plain token) and every
+nrhub.web.request_id chooses one id per request (the caller's when it is a short plain token) and every
 endpoint records that one: an upload no longer stores raw header text, and a change made over a
 WebSocket carries the handshake's id rather than an id of the connection's own.
 """

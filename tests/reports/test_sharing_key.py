@@ -1,4 +1,4 @@
-"""Who may share a subscription's execution: ``sharing_key`` (hub/event_stream.py).
+"""Who may share a subscription's execution: ``sharing_key`` (hub/web/event_stream.py).
 
 Subscribers with equal keys receive the result of one execution, so every fact about the caller
 that a resolver consults must be in the key; a key that left one out would send one caller's
@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 from datetime import date
 
-from auth.principal import Grants, Principal
-from hub.event_stream import sharing_key
-from resolvers.loaders import Loaders
-from resolvers.scope import Scope
-from schema.context import Context
+from nrhub.auth.principal import Grants, Principal
+from nrhub.resolvers.loaders import Loaders
+from nrhub.resolvers.scope import Scope
+from nrhub.schema.context import Context
+from nrhub.web.event_stream import sharing_key
 
 QUERY = "subscription { submissionEvents { submissionId } }"
 TODAY = date(2026, 11, 27)

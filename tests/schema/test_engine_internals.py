@@ -28,7 +28,7 @@ from graphql.pyutils import Path, gather_with_cancel
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types.base import StrawberryObjectDefinition
 
-from schema.engine_internals import (
+from nrhub.schema.engine_internals import (
     ExecutorView,
     OneOfInputValidationRule,
     StrawberryField,
@@ -47,7 +47,7 @@ from schema.engine_internals import (
     strawberry_schema_of,
     subfields,
 )
-from schema.plan import RunView
+from nrhub.schema.plan import RunView
 
 
 class Colour(enum.Enum):

@@ -13,15 +13,15 @@ import asyncpg
 import httpx
 import pytest
 
-from auth.principal import Grants, Principal
-from hub.settings import Settings
-from resolvers.loaders import Loaders
-from resolvers.scope import resolve_scope
-from schema.build import print_schema
-from schema.context import Context
-from schema.execution import Executor
-from schema.limits import Limits
-from schema.time_limit import Deadlines
+from nrhub.auth.principal import Grants, Principal
+from nrhub.config.settings import Settings
+from nrhub.resolvers.loaders import Loaders
+from nrhub.resolvers.scope import resolve_scope
+from nrhub.schema.build import print_schema
+from nrhub.schema.context import Context
+from nrhub.schema.execution import Executor
+from nrhub.schema.limits import Limits
+from nrhub.schema.time_limit import Deadlines
 from tests.conftest import ROOT
 
 SETTINGS = Settings()
@@ -337,7 +337,7 @@ def test_committed_schema_matches_the_code() -> None:
 
 def test_nrhub_schema_print_writes_the_committed_schema() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "hub.cli", "schema", "print"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "nrhub.cli", "schema", "print"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert printed.returncode == 0, printed.stderr
     assert printed.stdout == (ROOT / "schema.graphql").read_text(encoding="utf-8")

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from authlib.oauth2.rfc6749 import errors as oauth_errors
 
-from auth.body_limit import BodyTooLarge
-from auth.http_status import STATUS_BY_CODE, status_for
-from auth.resource import Unauthorized
-from resolvers.errors import ERROR_CODES, HubError
+from nrhub.auth.body_limit import BodyTooLarge
+from nrhub.auth.http_status import STATUS_BY_CODE, status_for
+from nrhub.auth.resource import Unauthorized
+from nrhub.resolvers.errors import ERROR_CODES, HubError
 
 FORM = {"content": b"grant_type=client_credentials", "headers": {"content-type": "application/x-www-form-urlencoded"}}
 # Every route, answering whatever it answers (a refusal is still a response that must carry the id).

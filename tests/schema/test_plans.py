@@ -25,14 +25,14 @@ from strawberry.permission import BasePermission
 from strawberry.scalars import JSON
 from strawberry.schema.config import StrawberryConfig
 
-from auth.principal import Grants, Principal
-from resolvers.loaders import Loaders
-from resolvers.scope import resolve_scope
-from schema.build import schema
-from schema.context import Context
-from schema.execution import Executor, format_error
-from schema.limits import Limits
-from schema.plan import Fallback, Plan, _DirectCall, compile_plan
+from nrhub.auth.principal import Grants, Principal
+from nrhub.resolvers.loaders import Loaders
+from nrhub.resolvers.scope import resolve_scope
+from nrhub.schema.build import schema
+from nrhub.schema.context import Context
+from nrhub.schema.execution import Executor, format_error
+from nrhub.schema.limits import Limits
+from nrhub.schema.plan import Fallback, Plan, _DirectCall, compile_plan
 
 POINT = 'observation(indicator: "RETAIL", unit: "79", period: "2026-M03")'
 
@@ -498,7 +498,7 @@ async def test_plain_fields_are_read_by_the_schemas_own_default_resolver() -> No
 async def test_plans_can_be_turned_off(run, monkeypatch, plans: bool) -> None:
     # HUB_COMPILED_PLANS=false: every query through graphql-core, which the comparisons above rely on.
     compiled = []
-    monkeypatch.setattr("schema.plan.compile_plan", lambda operation: compiled.append(operation) or None)
+    monkeypatch.setattr("nrhub.schema.plan.compile_plan", lambda operation: compiled.append(operation) or None)
     answer = await run(f"{{ {POINT} {{ value }} }}", None, plans=plans)
     assert answer["data"]["observation"]["value"] is not None
     assert len(compiled) == (1 if plans else 0)

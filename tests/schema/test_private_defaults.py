@@ -17,10 +17,10 @@ import asyncpg
 import httpx
 import websockets
 
-from auth.clients import create_client
-from auth.graphiql_client import GRAPHIQL_CLIENT_ID
-from auth.principal import Grants, Principal
-from hub.settings import load_settings
+from nrhub.auth.clients import create_client
+from nrhub.auth.graphiql_client import GRAPHIQL_CLIENT_ID
+from nrhub.auth.principal import Grants, Principal
+from nrhub.config.settings import load_settings
 from tests.conftest import serving_hub
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from hub.demo.regimes import load_regimes
-from resolvers.audit import SYSTEM, append_entry, revision_digest
+from nrhub.demo.regimes import load_regimes
+from nrhub.resolvers.audit import SYSTEM, append_entry, revision_digest
 from tests.conftest import CliRun, run_nrhub
 
 ROOT = Path(__file__).resolve().parents[2]

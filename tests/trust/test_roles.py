@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 import asyncpg
 import pytest
 
-from hub.database import APP_ROLE, DatabaseUnreachable, create_pool, request_url
-from hub.settings import Settings
-from resolvers.audit import verify_chain, verify_served
+from nrhub.config.settings import Settings
+from nrhub.db.pools import APP_ROLE, DatabaseUnreachable, create_pool, request_url
+from nrhub.resolvers.audit import verify_chain, verify_served
 from tests.reports.flows import MONTHLY, accepted_report, reporters
 
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
@@ -70,7 +70,7 @@ async def url(workflow_url: str) -> str:
 
 @pytest.fixture
 async def request_conn(url: str):
-    """A connection of the hub's own request pool (hub.database.create_pool, as the running hub opens it)."""
+    """A connection of the hub's own request pool (nrhub.db.pools.create_pool, as the running hub opens it)."""
     pool = await create_pool(Settings(pool_min_size=1, pool_max_size=1), url)
     try:
         async with pool.acquire() as conn:

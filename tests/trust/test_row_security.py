@@ -18,14 +18,14 @@ import asyncpg
 import httpx
 import pytest
 
-from auth.principal import Grants
-from hub.database import create_pool, request_url
-from hub.settings import Settings
-from resolvers import submissions as workflow
-from resolvers.audit import Actor, verify_chain, verify_served
-from resolvers.granted import Granted
-from resolvers.idempotency import idempotent
-from resolvers.scope import Scope, resolve_scope
+from nrhub.auth.principal import Grants
+from nrhub.config.settings import Settings
+from nrhub.db.pools import create_pool, request_url
+from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.audit import Actor, verify_chain, verify_served
+from nrhub.resolvers.granted import Granted
+from nrhub.resolvers.idempotency import idempotent
+from nrhub.resolvers.scope import Scope, resolve_scope
 from tests.reports.flows import MONTHLY, cell_values, reporters
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -205,7 +205,7 @@ def test_what_uses_the_request_pool_directly_reads_no_observation_table() -> Non
     """Connections taken from the pool without a request's handle may hold the last request's grants
     (resolvers/granted.py): so the code that takes them must not read what row-level security guards."""
     direct = [*sorted((ROOT / "auth").glob("*.py"))]
-    direct += [ROOT / p for p in ("hub/app.py", "hub/ws.py", "hub/bulk_http.py", "resolvers/scope.py")]
+    direct += [ROOT / p for p in ("hub/web/app.py", "hub/web/ws.py", "hub/web/bulk_http.py", "resolvers/scope.py")]
     direct += [ROOT / "resolvers/federated_indicators.py"]
     for path in direct:
         text = path.read_text()

@@ -12,11 +12,11 @@ import asyncio
 import asyncpg
 import pytest
 
-from auth.principal import Grants
-from hub.database import create_pool
-from hub.settings import Settings
-from resolvers.granted import Granted
-from resolvers.scope import resolve_scope
+from nrhub.auth.principal import Grants
+from nrhub.config.settings import Settings
+from nrhub.db.pools import create_pool
+from nrhub.resolvers.granted import Granted
+from nrhub.resolvers.scope import resolve_scope
 from tests.trust.conftest import Seeded, failed_naming, nrhub
 
 

@@ -18,7 +18,7 @@ flow with PKCE (S256) as the public client :data:`auth.graphiql_client.GRAPHIQL_
 one registered redirect URI is ``settings.issuer_url + "/graphql"``. The script builds its redirect
 URI from the page's own origin and refuses to start when the metadata's issuer is another origin,
 so the page must be opened at the issuer's address. The authorization server redirects back to
-``/graphql?code=…&state=…&iss=…``; ``hub.graphql_http`` serves this page for that request too,
+``/graphql?code=…&state=…&iss=…``; ``nrhub.web.graphql_http`` serves this page for that request too,
 because a browser GET that accepts HTML and has no ``query`` parameter gets GraphiQL.
 """
 
@@ -38,8 +38,9 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from auth.graphiql_client import GRAPHIQL_CLIENT_ID
-from hub.settings import ConfigError, Settings
+from nrhub.auth.graphiql_client import GRAPHIQL_CLIENT_ID
+from nrhub.config.errors import ConfigError
+from nrhub.config.settings import Settings
 
 GRAPHQL_PATH = "/graphql"
 ASSETS_PREFIX = "/graphiql/assets/"

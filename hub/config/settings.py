@@ -3,7 +3,7 @@
 Sources, later ones winning: defaults, an optional TOML file (``HUB_CONFIG`` or ``--config``), then
 ``HUB_*`` environment variables. An unknown key in either place is an error, because a misspelt
 setting that is silently ignored is worse than one that stops the start. This module is the only
-one that reads the environment (with :mod:`hub.embedded`, which must steer pgserver's lock path).
+one that reads the environment (with :mod:`nrhub.db.embedded`, which must steer pgserver's lock path).
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from auth.address import parse_proxies
-from auth.external import TrustedIssuer
-from auth.operator_errors import OperatorError
-from resolvers.sources.config import SourceConfig
-
-
-class ConfigError(OperatorError):
-    """A setting is missing, malformed or unknown; the message names it."""
+from nrhub.auth.address import parse_proxies
+from nrhub.auth.external import TrustedIssuer
+from nrhub.config.errors import ConfigError
+from nrhub.config.sources import parse_sources
+from nrhub.config.trusted_issuers import parse_trusted_issuers
+from nrhub.resolvers.sources.config import SourceConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +133,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     for key in hub:
         if key not in known:
             raise ConfigError(f"unknown setting {key!r} in [hub] of {path}")
-    from hub.sources import parse_sources  # imports this module
-    from hub.trusted_issuers import parse_trusted_issuers  # imports this module
-
     sources = parse_sources(data["source"], str(path)) if "source" in data else ()
     trusted = parse_trusted_issuers(data["trusted_issuer"], str(path)) if "trusted_issuer" in data else ()
     return {**hub, "sources": sources, "trusted_issuers": trusted}

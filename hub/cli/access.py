@@ -13,13 +13,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from auth.clients import create_client, disable_client, list_clients, rotate_secret
-from auth.keys import rotate_key
-from auth.scopes import parse_scope
-from auth.users import Account, create_user, disable_user, list_accounts
-from hub.database import connect
-from hub.settings import Settings
-from resolvers.audit import Actor, append_entry
+from nrhub.auth.clients import create_client, disable_client, list_clients, rotate_secret
+from nrhub.auth.keys import rotate_key
+from nrhub.auth.scopes import parse_scope
+from nrhub.auth.users import Account, create_user, disable_user, list_accounts
+from nrhub.config.settings import Settings
+from nrhub.db.pools import connect
+from nrhub.resolvers.audit import Actor, append_entry
 
 OPERATOR = Actor(agency=None, client=None, user="nrhub (operator)")
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]

@@ -15,15 +15,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from auth.body_limit import BodyTooLarge
-from auth.http_status import status_for
-from auth.resource import Unauthorized
-from hub.request_id import request_id_of
-from resolvers import submissions as workflow
-from resolvers.audit import Actor
-from resolvers.bulk import parse_cells
-from resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
-from resolvers.idempotency import idempotent
+from nrhub.auth.body_limit import BodyTooLarge
+from nrhub.auth.http_status import status_for
+from nrhub.auth.resource import Unauthorized
+from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.audit import Actor
+from nrhub.resolvers.bulk import parse_cells
+from nrhub.resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
+from nrhub.resolvers.idempotency import idempotent
+from nrhub.web.request_id import request_id_of
 
 MEDIA_TYPES = ("text/csv", "application/vnd.sdmx.data+csv")
 _MAX_ID = 2**63 - 1  # submission ids are bigint; a larger number in the path names nothing

@@ -15,9 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from auth.operator_errors import OperatorError
-from hub.settings import Settings
-from resolvers.granted import GrantedConnection
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.config.settings import Settings
+from nrhub.resolvers.granted import GrantedConnection
 
 
 class DatabaseUnreachable(OperatorError):

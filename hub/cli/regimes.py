@@ -32,13 +32,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from auth.operator_errors import OperatorError
-from hub.database import connect
-from hub.settings import Settings
-from hub.toml_files import read_toml
-from resolvers.audit import Actor, append_entry
-from resolvers.errors import BadUserInput
-from resolvers.regime_admin import ItemSpec, RegimeSpec, replace_holidays, upsert_regime
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.config.settings import Settings
+from nrhub.config.toml_files import read_toml
+from nrhub.db.pools import connect
+from nrhub.resolvers.audit import Actor, append_entry
+from nrhub.resolvers.errors import BadUserInput
+from nrhub.resolvers.regime_admin import ItemSpec, RegimeSpec, replace_holidays, upsert_regime
 
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 OPERATOR = Actor(agency=None, client=None, user="nrhub regimes import")

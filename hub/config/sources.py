@@ -13,12 +13,12 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from hub.settings import ConfigError
-from resolvers.observations import STATUSES
-from resolvers.sources.config import Policy, SourceConfig, SourceConfigError
-from resolvers.sources.connectors import KINDS
-from resolvers.sources.postgres import PostgresTarget
-from resolvers.sources.registry import SourceRegistry, open_sources
+from nrhub.config.errors import ConfigError
+from nrhub.resolvers.observations import STATUSES
+from nrhub.resolvers.sources.config import Policy, SourceConfig, SourceConfigError
+from nrhub.resolvers.sources.connectors import KINDS
+from nrhub.resolvers.sources.postgres import PostgresTarget
+from nrhub.resolvers.sources.registry import SourceRegistry, open_sources
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")  # as indicator.source (migration 0001)
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")

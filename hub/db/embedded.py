@@ -17,8 +17,8 @@ from typing import Any
 
 import asyncpg
 
-from auth.operator_errors import OperatorError
-from hub.settings import Settings
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.config.settings import Settings
 
 DATABASE_NAME = "hub"
 

@@ -6,7 +6,7 @@
 - The body is refused with 413 before it is parsed when it exceeds HUB_MAX_BODY_BYTES
   (auth.body_limit, for every route), answered here as a GraphQL error.
 - Subscriptions are served over WebSocket only; one sent by HTTP is a request error.
-- The request id is the app's (hub.request_id); the Context comes from the one factory
+- The request id is the app's (nrhub.web.request_id); the Context comes from the one factory
   (schema.context.ContextFactory).
 """
 
@@ -22,13 +22,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from auth.body_limit import BodyTooLarge
-from auth.http_status import status_for
-from auth.principal import Principal
-from auth.resource import Unauthorized
-from hub.request_id import request_id_of
-from schema.context import ContextFactory
-from schema.execution import Executor, Prepared, format_error
+from nrhub.auth.body_limit import BodyTooLarge
+from nrhub.auth.http_status import status_for
+from nrhub.auth.principal import Principal
+from nrhub.auth.resource import Unauthorized
+from nrhub.schema.context import ContextFactory
+from nrhub.schema.execution import Executor, Prepared, format_error
+from nrhub.web.request_id import request_id_of
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -182,7 +182,7 @@ class GraphQLEndpoint:
 
 class _Answer(Response):
     """A GraphQL response, its headers written directly (not through Response's general header
-    handling, which a point lookup's few microseconds notice); hub.request_id adds X-Request-Id."""
+    handling, which a point lookup's few microseconds notice); nrhub.web.request_id adds X-Request-Id."""
 
     def __init__(self, body: bytes, status: int, media_type: str) -> None:
         self.status_code = status

@@ -11,9 +11,9 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from auth.external import ALGORITHMS, TrustedIssuer
-from auth.scopes import is_reading
-from hub.settings import ConfigError
+from nrhub.auth.external import ALGORITHMS, TrustedIssuer
+from nrhub.auth.scopes import is_reading
+from nrhub.config.errors import ConfigError
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _KEYS = {

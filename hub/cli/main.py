@@ -18,17 +18,17 @@ from typing import Any
 
 import asyncpg
 
-from auth.operator_errors import OperatorError
-from hub.cli_agencies import add_agency_commands
-from hub.cli_audit import add_audit_commands
-from hub.cli_auth import add_auth_commands
-from hub.cli_catalogue import add_catalogue_commands
-from hub.cli_regimes import add_regime_commands
-from hub.collector import settle_collector
-from hub.database import connect
-from hub.embedded import database_url
-from hub.migrate import migrate, pending_migrations
-from hub.settings import Settings, load_settings
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.cli.access import add_auth_commands
+from nrhub.cli.agencies import add_agency_commands
+from nrhub.cli.audit import add_audit_commands
+from nrhub.cli.catalogue import add_catalogue_commands
+from nrhub.cli.regimes import add_regime_commands
+from nrhub.config.settings import Settings, load_settings
+from nrhub.db.embedded import database_url
+from nrhub.db.migrate import migrate, pending_migrations
+from nrhub.db.pools import connect
+from nrhub.web.collector import settle_collector
 
 
 class PortInUse(OperatorError):
@@ -130,7 +130,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _print_schema(settings: Settings, args: argparse.Namespace) -> int:
-    from schema.build import print_schema
+    from nrhub.schema.build import print_schema
 
     sys.stdout.write(print_schema())
     return 0
@@ -154,7 +154,7 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
-    from hub.app import create_app
+    from nrhub.web.app import create_app
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.replace(**overrides)
@@ -250,8 +250,8 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _demo_load(settings: Settings, args: argparse.Namespace) -> int:
-    from hub.demo.load import load_demo
-    from hub.demo.population import load_population
+    from nrhub.demo.load import load_demo
+    from nrhub.demo.population import load_population
 
     async def run(url: str) -> int:
         await _apply_migrations(url)

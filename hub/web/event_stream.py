@@ -27,9 +27,9 @@ from graphql import (
 )
 from graphql import Executor as OperationExecutor
 
-from resolvers.events import shared
-from schema.build import schema
-from schema.context import Context
+from nrhub.resolvers.events import shared
+from nrhub.schema.build import schema
+from nrhub.schema.context import Context
 
 
 class SharedResponses:

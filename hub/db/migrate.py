@@ -26,7 +26,7 @@ from importlib import resources
 
 import asyncpg
 
-from auth.operator_errors import OperatorError
+from nrhub.auth.operator_errors import OperatorError
 
 # Any constant works; this one spells "nrhub" so it is recognisable in pg_locks.
 MIGRATION_LOCK_KEY = 0x6E72687562
@@ -84,7 +84,7 @@ class Migration:
 def discover_migrations() -> list[Migration]:
     """The migration files shipped in the ``migrations`` package, in the order they are applied:
     the numbered ones, then those of ``migrations/functions/`` by name."""
-    package = resources.files("migrations")
+    package = resources.files("nrhub.migrations")
     found = []
     for entry in package.iterdir():
         match = _FILE_NAME.match(entry.name)

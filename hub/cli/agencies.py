@@ -14,14 +14,14 @@ from typing import Any
 
 import asyncpg
 
-from auth.operator_errors import OperatorError
-from hub.database import connect
-from hub.settings import Settings
-from resolvers.agencies import Agency, AgencyKind, NewAgency, insert_agency, list_agencies
-from resolvers.audit import Actor
-from resolvers.catalogue_admin import catalogue_rows, last_seal, seal, unsealed
-from resolvers.errors import HubError
-from resolvers.pagination import PageRequest
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.config.settings import Settings
+from nrhub.db.pools import connect
+from nrhub.resolvers.agencies import Agency, AgencyKind, NewAgency, insert_agency, list_agencies
+from nrhub.resolvers.audit import Actor
+from nrhub.resolvers.catalogue_admin import catalogue_rows, last_seal, seal, unsealed
+from nrhub.resolvers.errors import HubError
+from nrhub.resolvers.pagination import PageRequest
 
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 OPERATOR = Actor(agency=None, client=None, user="nrhub agencies create")

@@ -1,6 +1,6 @@
 """The app factory: routes, middleware and the lifespan that owns the pool.
 
-Middleware, outermost first: the request id (hub.request_id: every response carries X-Request-Id),
+Middleware, outermost first: the request id (nrhub.web.request_id: every response carries X-Request-Id),
 then the one body limit (auth.body_limit: HUB_MAX_BODY_BYTES for every route).
 """
 
@@ -20,28 +20,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from auth.anonymous import PublicReader
-from auth.body_limit import BodyLimit
-from auth.external import ExternalIssuer
-from auth.graphiql_client import ensure_graphiql_client
-from auth.keys import KeyStore
-from auth.principal import Principal
-from auth.resource import Authenticator
-from auth.server import AuthorizationServer, ServerSettings
-from hub.bulk_http import upload_values
-from hub.database import create_owner_pool, create_pool
-from hub.graphql_http import GraphQLEndpoint, read_headers
-from hub.migrate import MigrationError, pending_migrations
-from hub.request_id import RequestId
-from hub.settings import Settings
-from hub.sources import open_registry
-from hub.ws import Connections, GraphQLWebSocket
-from resolvers.events import EventHub
-from resolvers.federated_indicators import FederatedIndicators
-from resolvers.sources.registry import SourceRegistry
-from schema.context import ContextFactory
-from schema.execution import Executor
-from schema.limits import Limits
+from nrhub.auth.anonymous import PublicReader
+from nrhub.auth.body_limit import BodyLimit
+from nrhub.auth.external import ExternalIssuer
+from nrhub.auth.graphiql_client import ensure_graphiql_client
+from nrhub.auth.keys import KeyStore
+from nrhub.auth.principal import Principal
+from nrhub.auth.resource import Authenticator
+from nrhub.auth.server import AuthorizationServer, ServerSettings
+from nrhub.config.settings import Settings
+from nrhub.config.sources import open_registry
+from nrhub.db.migrate import MigrationError, pending_migrations
+from nrhub.db.pools import create_owner_pool, create_pool
+from nrhub.resolvers.events import EventHub
+from nrhub.resolvers.federated_indicators import FederatedIndicators
+from nrhub.resolvers.sources.registry import SourceRegistry
+from nrhub.schema.context import ContextFactory
+from nrhub.schema.execution import Executor
+from nrhub.schema.limits import Limits
+from nrhub.web.bulk_http import upload_values
+from nrhub.web.graphql_http import GraphQLEndpoint, read_headers
+from nrhub.web.request_id import RequestId
+from nrhub.web.ws import Connections, GraphQLWebSocket
 
 log = logging.getLogger("hub")
 _AUTHORIZATION = frozenset((b"authorization",))
@@ -54,14 +54,14 @@ class HubState:
     """What the lifespan opens and every request shares."""
 
     settings: Settings
-    pool: asyncpg.Pool  # requests: logged in as the request role (hub/database.py)
+    pool: asyncpg.Pool  # requests: logged in as the request role (hub/db/pools.py)
     owner: asyncpg.Pool  # signing keys, the GraphiQL client, the migration ledger: never a request's SQL
     authenticator: Authenticator
     oauth: AuthorizationServer
     events: EventHub
     connections: Connections
     contexts: ContextFactory  # every transport's per-request Context (schema.context)
-    sources: SourceRegistry | None = None  # federated sources (hub/sources.py)
+    sources: SourceRegistry | None = None  # federated sources (hub/config/sources.py)
     federated: FederatedIndicators | None = None  # which indicators those sources serve
 
 
@@ -194,7 +194,7 @@ def _graphiql_page(settings: Settings):
     if not settings.graphiql:
         return None
     try:
-        from hub.graphiql import graphiql_page
+        from nrhub.web.graphiql import graphiql_page
     except ImportError:
         return None
     return lambda request: graphiql_page(request, settings, subscriptions=True)
@@ -204,7 +204,7 @@ def _graphiql_routes(settings: Settings) -> list:
     if not settings.graphiql:
         return []
     try:
-        from hub.graphiql import graphiql_routes
+        from nrhub.web.graphiql import graphiql_routes
     except ImportError:
         return []
     return list(graphiql_routes(settings))

@@ -24,12 +24,12 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
-from auth.keys import ALGORITHM, rotate_key
-from auth.operator_errors import OperatorError
-from hub.database import connect
-from hub.settings import Settings
-from resolvers.audit import verify_chain, verify_served
-from resolvers.catalogue_admin import verify_catalogue
+from nrhub.auth.keys import ALGORITHM, rotate_key
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.config.settings import Settings
+from nrhub.db.pools import connect
+from nrhub.resolvers.audit import verify_chain, verify_served
+from nrhub.resolvers.catalogue_admin import verify_catalogue
 
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 

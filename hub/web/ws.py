@@ -23,15 +23,15 @@ import orjson
 from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from auth.address import parse_proxies, request_address
-from auth.principal import Principal
-from auth.resource import Authenticator, Unauthorized
-from hub.event_stream import SharedResponses, sharing_key, subscribe
-from hub.request_id import request_id_of
-from resolvers.errors import HubError
-from resolvers.events import EventHub, SubscriberTooSlow
-from schema.context import Context, ContextFactory
-from schema.execution import Executor, format_error
+from nrhub.auth.address import parse_proxies, request_address
+from nrhub.auth.principal import Principal
+from nrhub.auth.resource import Authenticator, Unauthorized
+from nrhub.resolvers.errors import HubError
+from nrhub.resolvers.events import EventHub, SubscriberTooSlow
+from nrhub.schema.context import Context, ContextFactory
+from nrhub.schema.execution import Executor, format_error
+from nrhub.web.event_stream import SharedResponses, sharing_key, subscribe
+from nrhub.web.request_id import request_id_of
 
 PROTOCOL = "graphql-transport-ws"
 log = logging.getLogger("hub.ws")
@@ -155,7 +155,7 @@ class _Session:
         self.state = websocket.state.hub
         self.contexts: ContextFactory = self.state.contexts
         self.key = uuid.uuid4().hex  # the connection's, for the per-client counts and the cut-off
-        # The handshake's X-Request-Id (hub.request_id): the correlation id of everything said on it.
+        # The handshake's X-Request-Id (nrhub.web.request_id): the correlation id of everything said on it.
         self.request_id = request_id_of(websocket.scope)
         self.principal: Principal | None = None
         self.context: Context | None = None

@@ -33,12 +33,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from auth.operator_errors import OperatorError
-from hub.database import connect
-from hub.settings import Settings
-from hub.toml_files import read_toml
-from resolvers.audit import Actor
-from resolvers.catalogue_admin import (
+from nrhub.auth.operator_errors import OperatorError
+from nrhub.config.settings import Settings
+from nrhub.config.toml_files import read_toml
+from nrhub.db.pools import connect
+from nrhub.resolvers.audit import Actor
+from nrhub.resolvers.catalogue_admin import (
     catalogue_rows,
     change_dimension_value,
     change_indicator,
@@ -47,7 +47,7 @@ from resolvers.catalogue_admin import (
     seal,
     unsealed,
 )
-from resolvers.errors import HubError
+from nrhub.resolvers.errors import HubError
 
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 
