@@ -39,6 +39,9 @@ class Context:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     # The process's event fan-out; set on WebSocket connections only.
     events: EventHub | None = None
+    # The event position when this subscription's ``subscribe`` message arrived: it is handed the
+    # events published since, however long its start takes (resolvers.events).
+    events_after: int | None = None
     # Errors that do not null their field: a denied code inside a list argument is reported at the
     # field's path while the values the caller may read are still returned.
     side_errors: list[tuple[list[str | int], HubError]] = field(default_factory=list)
@@ -80,8 +83,14 @@ class ContextFactory:
         )
 
     def for_operation(self, context: Context) -> Context:
-        """Another operation on an open connection: the same caller, its own loaders and side errors."""
-        return replace(context, side_errors=[], loaders=self._loaders(context.db, context.scope, context.today))
+        """Another operation on an open connection: the same caller, its own loaders and side errors,
+        and the event position as it arrives (taken here, before anything waits)."""
+        return replace(
+            context,
+            side_errors=[],
+            loaders=self._loaders(context.db, context.scope, context.today),
+            events_after=context.events.position if context.events is not None else None,
+        )
 
     def _loaders(self, db: Queryable, scope: Scope, today: date) -> Loaders:
         return Loaders(db, scope, today, self.sources, self.federated)

@@ -31,6 +31,8 @@ from graphql import (
 from graphql import Executor as OperationExecutor
 
 from nrhub.auth.graphiql_client import GRAPHIQL_CLIENT_ID
+from nrhub.auth.outage import MESSAGE as OUTAGE_MESSAGE
+from nrhub.auth.outage import OUTAGE, database_down
 from nrhub.auth.principal import Principal
 from nrhub.resolvers.errors import ERROR_CODES, HubError
 from nrhub.schema.build import schema
@@ -232,6 +234,10 @@ def format_error(error: GraphQLError, request_id: str, *, suggestions: bool) -> 
         original = original.original_error
     if isinstance(original, HubError):
         code, message = original.code, original.message
+    elif database_down(original):  # logged once per incident, not as a traceback per field
+        assert original is not None
+        OUTAGE.noticed(original)
+        code, message = "SOURCE_UNAVAILABLE", OUTAGE_MESSAGE
     elif original is not None:
         log.error("unexpected error, correlation id %s, path %s", request_id, error.path, exc_info=original)
         code, message = "INTERNAL", f"internal error; correlation id {request_id}"

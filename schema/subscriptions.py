@@ -3,6 +3,10 @@
 Each event carries keys only (resolvers.events); what a subscriber receives is read for it, per
 event, under its own scope. After the hub lost its event connection, subscribers get one event
 with ``resync: true``: re-read what you show, events may have been missed.
+
+Events published after the ``subscribe`` message arrived reach the subscription even when they come
+while it is still checking grants (``Context.events_after``): a client that sends ``ping`` after
+``subscribe`` and has its ``pong`` misses nothing committed from then on.
 """
 
 from __future__ import annotations
@@ -113,7 +117,7 @@ class Subscription:
                 and scope.covers_unit(int(event.get("unit", 0)))
             )
 
-        subscriber = hub.subscribe(wants)
+        subscriber = hub.subscribe(wants, after=info.context.events_after)
         try:
             while True:
                 event = await subscriber.next()
@@ -146,7 +150,9 @@ class Subscription:
             raise Forbidden(f"you may not read {', '.join(denied)}")
         unit_ids = await unit_ids_of(info, units, parent, level)
         hub = _hub(info)
-        subscriber = hub.subscribe(lambda e: e.get("type") in ("submission.accepted", "observation.revised"))
+        subscriber = hub.subscribe(
+            lambda e: e.get("type") in ("submission.accepted", "observation.revised"), after=info.context.events_after
+        )
         try:
             while True:
                 event = await subscriber.next()

@@ -68,19 +68,23 @@ async def serving_hub(
     """A real hub on 127.0.0.1, served by uvicorn in this event loop; its base URL while it runs.
 
     ``settings`` override the defaults (no GraphiQL; the issuer is the server's own address, pass
-    ``issuer`` to run a replica of another hub). Served as `nrhub serve` serves: uvicorn does not
-    rewrite the peer from X-Forwarded-For; the hub alone decides whose it believes (HUB_TRUSTED_PROXIES).
+    ``issuer`` to run a replica of another hub). Served as `nrhub serve` serves (nrhub.web.server): the
+    same timeouts, connection cap and shutdown, and uvicorn does not rewrite the peer from
+    X-Forwarded-For; the hub alone decides whose it believes (HUB_TRUSTED_PROXIES).
     """
     import uvicorn
 
     from nrhub.config.settings import Settings
     from nrhub.web.app import create_app
+    from nrhub.web.server import server_config
 
     sock = server_socket()
     port = sock.getsockname()[1]
     values: dict[str, Any] = {"graphiql": False, "port": port, "issuer": f"http://127.0.0.1:{port}", **settings}
-    app = create_app(Settings(**values), database_url, authenticate=authenticate, clock=clock)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", proxy_headers=False))
+    hub_settings = Settings(**values)
+    app = create_app(hub_settings, database_url, authenticate=authenticate, clock=clock)
+    # uvicorn's own Server, not nrhub serve's HubServer: a Ctrl-C during the tests must still stop pytest.
+    server = uvicorn.Server(server_config(app, hub_settings, log_level="warning"))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -152,9 +152,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
-    import uvicorn
-
+    """Serve until SIGTERM or SIGINT, then stop gracefully and return 0 (nrhub.web.server.HubServer)."""
     from nrhub.web.app import create_app
+    from nrhub.web.server import HubServer, server_config
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = settings.replace(**overrides)
@@ -172,16 +172,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
             # Fail here, in one line, rather than in the app's lifespan with uvicorn's traceback.
             conn = await connect(url)
             await conn.close()
-        config = uvicorn.Config(
-            create_app(settings, url, after_start=settle_collector),
-            log_level=settings.log_level,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-            # uvicorn would take the caller's address from X-Forwarded-For whenever the peer is
-            # 127.0.0.1; the hub believes it only from HUB_TRUSTED_PROXIES (auth/address.py).
-            proxy_headers=False,
-        )
-        server = uvicorn.Server(config)
+        server = HubServer(server_config(create_app(settings, url, after_start=settle_collector), settings))
         print(f"nrhub: serving on http://{settings.host}:{settings.port}", file=sys.stderr, flush=True)
         await server.serve(sockets=[sock])
         return 0 if server.started else 1

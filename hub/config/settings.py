@@ -2,15 +2,17 @@
 
 Sources, later ones winning: defaults, an optional TOML file (``HUB_CONFIG`` or ``--config``), then
 ``HUB_*`` environment variables. An unknown key in either place is an error, because a misspelt
-setting that is silently ignored is worse than one that stops the start. This module is the only
+setting that is silently ignored is worse than one that stops the start; for the same reason a file
+value that a variable overrides must still be valid. This module is the only
 one that reads the environment (with :mod:`nrhub.db.embedded`, which must steer pgserver's lock path).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
-import tomllib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -21,6 +23,7 @@ from nrhub.auth.address import parse_proxies
 from nrhub.auth.external import TrustedIssuer
 from nrhub.config.errors import ConfigError
 from nrhub.config.sources import parse_sources
+from nrhub.config.toml_files import read_toml
 from nrhub.config.trusted_issuers import parse_trusted_issuers
 from nrhub.resolvers.sources.config import SourceConfig
 
@@ -67,6 +70,14 @@ class Settings:
     ws_allowed_origins: str = ""  # comma-separated; the hub's own origin is always allowed
     ws_init_timeout: float = 10.0
     assets_dir: Path = Path("node_modules")
+    # Connections and shutdown, per process (docs/operations.md, "Slow clients"; checked by nrhub.web.server).
+    header_timeout: float = 10.0  # seconds from a request's first byte (or the connection opening) to its last header
+    body_timeout: float = 30.0  # seconds a request body may pause between two chunks
+    write_timeout: float = 30.0  # seconds an answer may wait for a client that does not read it
+    keep_alive_timeout: int = 5  # seconds an idle kept-alive connection stays open (whole seconds: uvicorn's)
+    max_connections: int = 1000  # open HTTP and WebSocket connections, lowered to fit the open-file limit
+    ws_ping_interval: float = 20.0  # seconds between pings on a WebSocket; unanswered as long again: closed
+    shutdown_timeout: int = 5  # seconds running requests get to finish on SIGTERM; the rest are answered 503
     # Federated sources: the [[source]] tables of the TOML file only (README: "Federation").
     sources: tuple[SourceConfig, ...] = ()
     # External issuers whose tokens are accepted: [[trusted_issuer]] tables (README: "External issuers").
@@ -102,29 +113,67 @@ def load_settings(config_file: str | Path | None = None, environ: Mapping[str, s
     """Build the settings from defaults, the TOML file and the environment."""
     environ = os.environ if environ is None else environ
     config_file = config_file or environ.get("HUB_CONFIG")
-    values: dict[str, Any] = {}
+    from_file: dict[str, Any] = {}
     tables: dict[str, Any] = {}
     if config_file:
-        values.update(_read_toml(Path(config_file)))
-        tables = {name: values.pop(name) for name in TABLE_SETTINGS}
+        from_file = _read_toml(Path(config_file))
+        tables = {name: from_file.pop(name) for name in TABLE_SETTINGS}
+    from_environ, variables = _read_environ(environ)
+    settings = _built({**from_file, **from_environ}, tables)
+    overriding = {key: name for key, name in variables.items() if key in from_file}
+    if overriding:
+        _check_file_alone(Path(str(config_file)), from_file, from_environ, overriding, tables)
+    return settings
+
+
+def _read_environ(environ: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The settings the HUB_* variables give, and the variable that gives each."""
     known = {f.name for f in fields(Settings)} - TABLE_SETTINGS
+    values, variables = {}, {}
     for name, raw in environ.items():
         if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_SETTINGS:
             continue
         key = name[len(ENV_PREFIX) :].lower()
         if key not in known:
             raise ConfigError(f"unknown setting {name} in the environment")
-        values[key] = raw
+        values[key], variables[key] = raw, name
+    return values, variables
+
+
+def _built(values: Mapping[str, Any], tables: Mapping[str, Any]) -> Settings:
     return _validated(Settings(**{k: _cast(k, v) for k, v in values.items()}, **tables))
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def _check_file_alone(
+    path: Path,
+    from_file: Mapping[str, Any],
+    from_environ: Mapping[str, str],
+    overriding: Mapping[str, str],
+    tables: Mapping[str, Any],
+) -> None:
+    """The file must be valid without the variables that override its values: one removed later must
+    not be how the operator learns that the file was broken all along."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        _built({**from_environ, **from_file}, tables)
+    except ConfigError as exc:
+        named = [key for key in overriding if re.search(rf"\b{key}\b", str(exc))] or list(overriding)
+        values = ", ".join(f"{key} = {_shown(key, from_file[key])}" for key in named)
+        names = ", ".join(overriding[key] for key in named)
+        them = "it" if len(named) == 1 else "them"
+        raise ConfigError(
+            f"config file {path}: invalid {values} ({exc}), overridden by {names}; fix or remove {them} in the file"
+        ) from None
+
+
+def _shown(key: str, value: Any) -> str:
+    """A file's value as written in TOML; a URL's is not shown, for it may hold a password."""
+    if key.endswith("_url"):
+        return "(not shown)"
+    return json.dumps(value) if isinstance(value, (str, bool, int, float)) else repr(value)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    data = read_toml(path, ConfigError, "config file")
     hub = data.get("hub", {})
     if not isinstance(hub, dict):
         raise ConfigError(f"config file {path}: [hub] must be a table")

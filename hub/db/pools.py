@@ -7,8 +7,10 @@ request connection cannot leave (no SET ROLE from a superuser, which RESET ROLE 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import socket
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -73,7 +75,73 @@ async def _init_request_connection(conn: asyncpg.Connection) -> None:
     await _init_connection(conn)
 
 
+class BoundedPool(asyncpg.Pool):
+    """A pool whose acquire and release always have a time limit.
+
+    asyncpg waits for ever by default: with PostgreSQL hung (stopped, not dead) a request waited
+    for a connection, or for a cancelled statement's connection to come back, long past its
+    deadline. Acquiring waits at most ``acquire_timeout`` (the request's deadline usually comes
+    first); releasing at most ``release_timeout``, after which asyncpg closes the connection.
+    """
+
+    acquire_timeout = 10.0
+    release_timeout = 1.0
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+    async def release(self, connection: Any, *, timeout: float | None = None) -> None:  # noqa: ASYNC109 (asyncpg's)
+        try:
+            await super().release(connection, timeout=self.release_timeout if timeout is None else timeout)
+        except TimeoutError:
+            # asyncpg has terminated the connection (a new one replaces it). Raising here would
+            # replace the CancelledError of a request cut at its deadline, and the task would go on.
+            log.debug("a connection did not come back within %g s and was closed", self.release_timeout)
+
+
+async def close_pool(pool: asyncpg.Pool, seconds: float = 5.0) -> None:
+    """Close ``pool`` gracefully, or terminate it after ``seconds``: asyncpg's close waits for ever
+    on a connection whose server no longer answers (hung, or the link silently dropped)."""
+    closing = asyncio.ensure_future(pool.close())
+    # Not wait_for: it would wait for the cancelled close, which asyncpg does not end while it waits.
+    done, _ = await asyncio.wait({closing}, timeout=seconds)
+    if not done:
+        log.warning("closing the database connections took longer than %g s; dropped them", seconds)
+        pool.terminate()
+        closing.cancel()
+        await asyncio.wait({closing}, timeout=1)
+
+
+def _bounded_pool(dsn: str, **options: Any) -> BoundedPool:
+    """``asyncpg.create_pool`` with BoundedPool for its class (it takes no class argument)."""
+    defaults: dict[str, Any] = {
+        "max_queries": 50000,
+        "max_inactive_connection_lifetime": 300.0,
+        "loop": None,
+        "connection_class": asyncpg.Connection,
+        "record_class": asyncpg.Record,
+    }
+    return BoundedPool(dsn, **{**defaults, **options})
+
+
+def keep_alive(conn: asyncpg.Connection) -> None:
+    """TCP keepalives and a user timeout on a connection over TCP (a Unix socket needs none).
+
+    A connection dropped without FIN or RST (a NAT or firewall forgetting it) otherwise stays
+    "open" for ever: a statement sent on it waits for an answer that never comes. With these, the
+    kernel gives up on unacknowledged data after 10 s and probes an idle connection after 10 s.
+    """
+    sock = conn._transport.get_extra_info("socket")  # asyncpg has no public handle on its socket
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in (("TCP_KEEPIDLE", 10), ("TCP_KEEPINTVL", 3), ("TCP_KEEPCNT", 3), ("TCP_USER_TIMEOUT", 10_000)):
+        if hasattr(socket, option):  # Linux names all four
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    keep_alive(conn)
     # jsonb in and out through orjson: audit payloads and federated values are JSON.
     await conn.set_type_codec(
         "jsonb",
@@ -114,12 +182,12 @@ async def create_pool(settings: Settings, url: str) -> asyncpg.Pool:
     }
     try:
         try:
-            pool = await asyncpg.create_pool(target, min_size=settings.pool_min_size, **options)
+            pool = await _bounded_pool(target, min_size=settings.pool_min_size, **options)
         except (asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidPasswordError) as exc:
             if not await _request_role_pending(url):
                 raise
             log.warning("request role %s cannot log in until the migrations are applied: %s", APP_ROLE, exc)
-            pool = await asyncpg.create_pool(target, min_size=0, **options)
+            pool = await _bounded_pool(target, min_size=0, **options)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnreachable(
             f"cannot connect to the database at {describe(target)} as {_user(target)}: {exc}"
@@ -133,7 +201,7 @@ async def create_owner_pool(url: str, size: int = 2) -> asyncpg.Pool:
     make signing keys (private keys are out of the request role's reach) and register the built-in
     GraphiQL client at start. Nothing a request sends runs on it."""
     try:
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=size, init=_init_connection, timeout=10)
+        pool = await _bounded_pool(url, min_size=1, max_size=size, init=_init_connection, timeout=10)
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnreachable(f"cannot connect to the database at {describe(url)}: {exc}") from exc
     assert pool is not None
@@ -162,6 +230,13 @@ async def connect(url: str, **kwargs: Any) -> asyncpg.Connection:
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
         raise DatabaseUnreachable(f"cannot connect to the database at {describe(url)}: {exc}") from exc
     await _init_connection(conn)
+    return conn
+
+
+async def listening_connection(url: str) -> asyncpg.Connection:
+    """The event listener's own connection (resolvers.events), with TCP keepalives like the pools'."""
+    conn = await asyncpg.connect(url, timeout=10)
+    keep_alive(conn)
     return conn
 
 

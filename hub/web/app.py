@@ -1,11 +1,13 @@
 """The app factory: routes, middleware and the lifespan that owns the pool.
 
 Middleware, outermost first: the request id (nrhub.web.request_id: every response carries X-Request-Id),
-then the one body limit (auth.body_limit: HUB_MAX_BODY_BYTES for every route).
+the request's one deadline and the 503 for a database out of reach (nrhub.web.deadline), then the one
+body limit (auth.body_limit: HUB_MAX_BODY_BYTES for every route).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,13 +27,14 @@ from nrhub.auth.body_limit import BodyLimit
 from nrhub.auth.external import ExternalIssuer
 from nrhub.auth.graphiql_client import ensure_graphiql_client
 from nrhub.auth.keys import KeyStore
+from nrhub.auth.outage import OUTAGE
 from nrhub.auth.principal import Principal
 from nrhub.auth.resource import Authenticator
 from nrhub.auth.server import AuthorizationServer, ServerSettings
 from nrhub.config.settings import Settings
 from nrhub.config.sources import open_registry
 from nrhub.db.migrate import MigrationError, pending_migrations
-from nrhub.db.pools import create_owner_pool, create_pool
+from nrhub.db.pools import close_pool, create_owner_pool, create_pool, listening_connection
 from nrhub.resolvers.events import EventHub
 from nrhub.resolvers.federated_indicators import FederatedIndicators
 from nrhub.resolvers.sources.registry import SourceRegistry
@@ -39,11 +42,13 @@ from nrhub.schema.context import ContextFactory
 from nrhub.schema.execution import Executor
 from nrhub.schema.limits import Limits
 from nrhub.web.bulk_http import upload_values
+from nrhub.web.deadline import RequestDeadline
 from nrhub.web.graphql_http import GraphQLEndpoint, read_headers
 from nrhub.web.request_id import RequestId
 from nrhub.web.ws import Connections, GraphQLWebSocket
 
 log = logging.getLogger("hub")
+READY_WITHIN = 2.0  # seconds /readyz waits for the database before it answers 503
 _AUTHORIZATION = frozenset((b"authorization",))
 
 Authenticate = Callable[[Request], Awaitable[Principal]]
@@ -107,7 +112,7 @@ def create_app(
         )
         # One dedicated LISTEN connection per process (request connections never LISTEN).
         federated = FederatedIndicators(pool)
-        events = EventHub(lambda: asyncpg.connect(database_url), federated=federated)
+        events = EventHub(lambda: listening_connection(database_url), federated=federated)
         connections = Connections(
             pool,
             per_client=settings.ws_max_connections_per_client,
@@ -130,8 +135,8 @@ def create_app(
             await events.stop()
             await sources.close()
             await jwks_http.aclose()
-            await pool.close()
-            await owner.close()
+            await close_pool(pool)
+            await close_pool(owner)
 
     async def bearer(request: Request) -> Principal:
         authorization = read_headers(request, _AUTHORIZATION).get(b"authorization")
@@ -171,7 +176,11 @@ def create_app(
         Route("/reports/{submission_id:int}/values", upload_values, methods=["PUT"]),
         *_graphiql_routes(settings),
     ]
-    middleware = [Middleware(RequestId), Middleware(BodyLimit, max_bytes=settings.max_body_bytes)]
+    middleware = [
+        Middleware(RequestId),
+        Middleware(RequestDeadline, seconds=settings.execution_timeout),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+    ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.clock = server_clock
     return app
@@ -216,19 +225,29 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """The database answers and every migration is applied; 503 otherwise."""
+    """The database answers, every migration is applied and the event listener listens; 503 otherwise.
+
+    ``listener`` says whether live updates flow (resolvers.events): while it reconnects, subscribers
+    hear nothing until their ``resync``.
+    """
     state: HubState = request.state.hub
+    listener = state.events.state()
     try:
-        async with state.owner.acquire(timeout=2) as conn:
-            pending = await pending_migrations(conn)
-        if not pending:  # and the request role logs in (it cannot before the migrations)
-            async with state.pool.acquire(timeout=2) as conn:
-                await conn.fetchval("SELECT 1")
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        log.warning("readiness: database unreachable: %s", exc)
-        return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, 503)
+        async with asyncio.timeout(READY_WITHIN):  # a hung database must not hang the probe
+            async with state.owner.acquire(timeout=READY_WITHIN) as conn:
+                pending = await pending_migrations(conn)
+            if not pending:  # and the request role logs in (it cannot before the migrations)
+                async with state.pool.acquire(timeout=READY_WITHIN) as conn:
+                    await conn.fetchval("SELECT 1")
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        OUTAGE.noticed(exc)
+        return JSONResponse({"status": "unavailable", "reason": "database unreachable", "listener": listener}, 503)
     except MigrationError as exc:
         return JSONResponse({"status": "unavailable", "reason": str(exc)}, 503)
     if pending:
         return JSONResponse({"status": "unavailable", "reason": "migrations pending", "pending": pending}, 503)
-    return JSONResponse({"status": "ready"})
+    OUTAGE.cleared()
+    if listener["state"] != "listening":
+        reason = "event listener reconnecting"
+        return JSONResponse({"status": "unavailable", "reason": reason, "listener": listener}, 503)
+    return JSONResponse({"status": "ready", "listener": listener})

@@ -24,6 +24,7 @@ from graphql import ExecutionResult, GraphQLError, OperationType
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from nrhub.auth.address import parse_proxies, request_address
+from nrhub.auth.outage import OUTAGE, database_down
 from nrhub.auth.principal import Principal
 from nrhub.auth.resource import Authenticator, Unauthorized
 from nrhub.resolvers.errors import HubError
@@ -180,6 +181,13 @@ class _Session:
                     await self._handle(receive.result(), timers)
                 except _Closed as exc:
                     await self.close(exc.code, exc.reason)
+                except Exception as exc:
+                    if not database_down(exc):
+                        raise
+                    # connection_init could not check the token: say so with a close frame (RFC 6455's
+                    # 1013, Try Again Later), not a dropped connection.
+                    OUTAGE.noticed(exc)
+                    await self.close(1013, "the hub's database is unavailable; retry in a few seconds")
         except (WebSocketDisconnect, RuntimeError):
             pass
         finally:
@@ -328,9 +336,12 @@ class _Session:
             await self._error(op_id, GraphQLError(exc.message, original_error=exc))
         except asyncio.CancelledError:
             raise
-        except Exception:  # the protocol's last word on an operation; details go to the log only
+        except Exception as exc:  # the protocol's last word on an operation; details go to the log only
             if self.closed.is_set():
                 return  # the connection is gone; nobody is left to tell
+            if database_down(exc):  # SOURCE_UNAVAILABLE, logged once per incident (nrhub.schema.execution)
+                await self._error(op_id, GraphQLError(str(exc), original_error=exc))
+                return
             log.exception("subscription %s failed, correlation id %s", op_id, self.request_id)
             await self._error(op_id, GraphQLError("internal error", extensions={"code": "INTERNAL"}))
         finally:

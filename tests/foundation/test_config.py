@@ -47,6 +47,33 @@ def test_a_missing_toml_file(tmp_path, one_line_error):
     one_line_error(run_nrhub("status", env=hub_env(HUB_CONFIG=str(missing))), str(missing))
 
 
+def test_a_config_path_that_is_no_readable_file(tmp_path, one_line_error):
+    broken = tmp_path / "hub.toml"
+    broken.symlink_to(tmp_path / "gone.toml")
+    for path, problem in [(tmp_path, "is a directory"), (broken, "broken symbolic link")]:
+        one_line_error(run_nrhub("--config", str(path), "status", env=hub_env()), str(path), problem)
+
+
+def test_a_config_file_that_even_root_may_not_read(one_line_error):
+    # Tests run as root, which reads any file whatever its mode; a write-only sysctl it may not.
+    refusing = Path("/proc/sys/vm/drop_caches")
+    try:
+        refusing.read_bytes()
+    except PermissionError:
+        pass
+    else:
+        pytest.skip(f"{refusing} can be read here")
+    one_line_error(run_nrhub("--config", str(refusing), "status", env=hub_env()), str(refusing), "permission denied")
+
+
+def test_an_invalid_value_in_the_file_is_said_even_when_a_variable_overrides_it(tmp_path, one_line_error):
+    # Removing HUB_PORT later must not be when the operator learns that the file is broken.
+    config = tmp_path / "hub.toml"
+    config.write_text("[hub]\nport = 70000\n")
+    result = run_nrhub("--config", str(config), "status", env=hub_env(HUB_PORT=str(free_port())))
+    one_line_error(result, str(config), "port = 70000", "between 1 and 65535", "HUB_PORT")
+
+
 def test_an_unknown_setting_in_the_toml_file(tmp_path, one_line_error):
     config = tmp_path / "hub.toml"
     config.write_text("[hub]\nprot = 8001\n")

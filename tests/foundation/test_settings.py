@@ -104,6 +104,83 @@ def test_toml_values_keep_their_types_and_are_checked(toml):
         load_settings(toml('hub = "yes"\n'), environ={})
 
 
+@pytest.mark.parametrize(
+    ("line", "variable", "value", "problem"),
+    [
+        ("port = 70000", "HUB_PORT", "9000", "between 1 and 65535"),
+        ('port = "eighty"', "HUB_PORT", "9000", "type int"),
+        ('log_level = "verbose"', "HUB_LOG_LEVEL", "debug", "log_level must be"),
+        ("migrate_on_start = 3", "HUB_MIGRATE_ON_START", "false", "type bool"),
+        ("pool_max_size = 1", "HUB_POOL_MAX_SIZE", "5", "pool_min_size <= pool_max_size"),  # with the default min 2
+    ],
+)
+def test_an_invalid_value_in_the_file_is_refused_though_a_variable_overrides_it(toml, line, variable, value, problem):
+    path = toml(f"[hub]\n{line}\n")
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={variable: value})
+    message = str(refused.value)
+    assert "\n" not in message
+    for part in (str(path), line, problem, variable):
+        assert part in message
+
+
+def test_a_file_invalid_only_with_another_of_its_values_is_refused(toml):
+    # pool_min_size stays 5 from the file: without HUB_POOL_MAX_SIZE, the file's 3 is below it.
+    path = toml("[hub]\npool_min_size = 5\npool_max_size = 3\n")
+    with pytest.raises(ConfigError, match=r"pool_max_size = 3 .*HUB_POOL_MAX_SIZE"):
+        load_settings(path, environ={"HUB_POOL_MAX_SIZE": "10"})
+
+
+def test_the_file_is_valid_alone_when_variables_make_an_invalid_pair_valid(toml):
+    # Each value is valid with the file's others; what the variables set is checked as it is in force.
+    path = toml("[hub]\npool_min_size = 1\npool_max_size = 1\n")
+    settings = load_settings(path, environ={"HUB_POOL_MIN_SIZE": "5", "HUB_POOL_MAX_SIZE": "10"})
+    assert (settings.pool_min_size, settings.pool_max_size) == (5, 10)
+
+
+def test_a_url_in_the_file_that_a_variable_overrides_is_named_but_not_shown(toml):
+    path = toml('[hub]\ndatabase_url = "mysql://hub:s3cret@db/hub"\n')
+    with pytest.raises(ConfigError) as refused:
+        load_settings(path, environ={"HUB_DATABASE_URL": "postgresql://hub@db/hub"})
+    assert "database_url" in str(refused.value) and "HUB_DATABASE_URL" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
+
+
+def test_a_config_path_that_cannot_be_read_is_said_in_one_line(tmp_path):
+    folder, missing, broken, latin1 = tmp_path / "hub", tmp_path / "absent.toml", tmp_path / "link", tmp_path / "l1"
+    folder.mkdir()
+    broken.symlink_to(missing)
+    latin1.write_bytes("[hub]\nhost = 'Hà Nội'\n".encode("latin-1", errors="replace"))
+    cases = [
+        (folder, "is a directory, not a file"),
+        (missing, "does not exist"),
+        (broken, f"is a broken symbolic link (to {missing}"),
+        (tmp_path / "absent.toml" / "hub.toml", "does not exist"),
+        (latin1, "is not UTF-8 text"),
+    ]
+    for path, problem in cases:
+        with pytest.raises(ConfigError) as refused:
+            load_settings(path, environ={})
+        assert str(refused.value).startswith(f"config file {path} {problem}"), refused.value
+
+
+def test_a_file_no_one_may_read_is_said_as_permission_denied(tmp_path):
+    # As root a file's mode is no obstacle; a PermissionError is made to happen where it can.
+    cannot = tmp_path / "hub.toml"
+    cannot.write_text("[hub]\n")
+    cannot.chmod(0)
+    try:
+        cannot.read_bytes()
+    except PermissionError:
+        pass
+    else:
+        cannot = Path("/proc/sys/vm/drop_caches")  # write-only, even for root
+        if not cannot.exists():
+            pytest.skip("no file refuses this user here")
+    with pytest.raises(ConfigError, match=rf"^config file {cannot} cannot be read: permission denied$"):
+        load_settings(cannot, environ={})
+
+
 def test_unknown_names_are_refused_wherever_they_are(toml):
     with pytest.raises(ConfigError, match="HUB_PROT"):
         load_settings(environ={"HUB_PROT": "1"})
