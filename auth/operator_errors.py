@@ -5,7 +5,7 @@
     ├── DatabaseUnreachable     nrhub.db.pools        the database cannot be reached
     │   └── UnsafeRequestRole                       request connections could step out of their grants
     ├── MigrationError          nrhub.db.migrate         an applied migration was edited, or one fails
-    ├── EmbeddedStartError      nrhub.db.embedded        the embedded PostgreSQL does not start
+    ├── EmbeddedStartError      nrhub.db.embedded_errors the embedded PostgreSQL does not start
     ├── DemoScaleMismatch       hub.demo.load       a demo load over the other scale's data
     ├── PortInUse               nrhub.cli.main             the address cannot be bound
     ├── AuditFailure            nrhub.cli.audit       the audit log does not verify

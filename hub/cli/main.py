@@ -161,9 +161,6 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     # Bind before starting anything, so a taken port fails fast and in plain words.
     sock = _bind(settings.host, settings.port)
     logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    if settings.log_level != "debug":
-        # pgserver logs every initdb and pg_ctl line at INFO; the operator needs only its problems.
-        logging.getLogger("pgserver").setLevel(logging.WARNING)
 
     async def run(url: str) -> int:
         if settings.migrate_on_start:

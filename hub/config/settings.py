@@ -3,8 +3,8 @@
 Sources, later ones winning: defaults, an optional TOML file (``HUB_CONFIG`` or ``--config``), then
 ``HUB_*`` environment variables. An unknown key in either place is an error, because a misspelt
 setting that is silently ignored is worse than one that stops the start; for the same reason a file
-value that a variable overrides must still be valid. This module is the only
-one that reads the environment (with :mod:`nrhub.db.embedded`, which must steer pgserver's lock path).
+value that a variable overrides must still be valid. This module is the only one that reads the
+environment.
 """
 
 from __future__ import annotations
@@ -237,12 +237,18 @@ def _validated(settings: Settings) -> Settings:
         "ws_max_connections_per_client",
         "ws_max_anonymous_connections",
         "ws_init_timeout",
+        "header_timeout",
+        "body_timeout",
+        "write_timeout",
+        "keep_alive_timeout",
+        "max_connections",
+        "ws_ping_interval",
+        "shutdown_timeout",
+        "execution_timeout",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
             raise ConfigError(f"setting {name} must be positive")
-    if settings.execution_timeout <= 0:
-        raise ConfigError("setting execution_timeout must be positive")
     # RFC 9068 tokens are bearer credentials: keep them short-lived (at most one hour).
     if not 60 <= settings.token_lifetime <= 3600:
         raise ConfigError("setting token_lifetime must be between 60 and 3600 seconds")

@@ -73,6 +73,8 @@ class Cluster:
         account = self._run_as()
         if account is not None:
             _grant_search(self.pgdata, account)
+            # The binaries too: a virtualenv in a private folder (mktemp -d, a home) is out of postgres's reach.
+            _grant_search(binaries() / "postgres", account)
         if (self.pgdata / "PG_VERSION").exists():
             return
         try:
@@ -151,7 +153,7 @@ class Cluster:
                 (folder / name).unlink(missing_ok=True)
 
     def _run(self, program: str, *args: str, seconds: float) -> None:
-        command = [str(_binaries() / program), *args]
+        command = [str(binaries() / program), *args]
         with tempfile.TemporaryFile() as output:  # not a pipe: the server pg_ctl starts must not hold it
             try:
                 subprocess.run(
@@ -189,7 +191,7 @@ class Cluster:
         return os.geteuid() if account is None else account.pw_uid
 
 
-def _binaries() -> Path:
+def binaries() -> Path:
     # Found without importing pgserver, whose import sets up its own lifecycle machinery.
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:

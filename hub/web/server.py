@@ -29,22 +29,11 @@ log = logging.getLogger("hub")
 # Descriptors that are not client connections: the listening socket, standard streams and logs, the
 # embedded PostgreSQL's pipes, the LISTEN connection, the issuers' JWKS client, the demo's sources.
 RESERVED_DESCRIPTORS = 64
-POSITIVE = (
-    "header_timeout",
-    "body_timeout",
-    "write_timeout",
-    "keep_alive_timeout",
-    "max_connections",
-    "ws_ping_interval",
-    "shutdown_timeout",
-)
 
 
 def connection_limits(settings: Settings, open_files: int | None) -> ConnectionLimits:
-    """The limits from the settings, the cap lowered to fit ``open_files`` (None: no limit)."""
-    for name in POSITIVE:
-        if getattr(settings, name) <= 0:
-            raise ConfigError(f"setting {name} must be positive")
+    """The limits from the settings (positive: hub.config.settings checks), the cap lowered to fit
+    ``open_files`` (None: no limit)."""
     cap = settings.max_connections
     if open_files is not None:
         # The request pool, the owner's pool (2) and every federated source's connections in flight.

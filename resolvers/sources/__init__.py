@@ -6,6 +6,7 @@ postgres, http_json, remote_graphql
             the three connectors; each checks its own keys and turns one Question into validated SourceValues
 values      reading and validating answers (exact decimals, SDMX periods, nothing coerced)
 transport   one streamed, size-limited HTTP exchange
+decoding    its Content-Encoding undone step by step, capped in decoded size and in ratio (no gzip bomb)
 breaker, cache, health
             the circuit breaker, the TTL cache (stale values while down), the ``sources`` report
 source      a connector under its policy: cache, batching into questions, timeout, retries

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -28,6 +28,7 @@ import uvicorn
 
 from nrhub.auth.clients import create_client
 from nrhub.config.settings import Settings
+from nrhub.db.cluster import Cluster, binaries
 from nrhub.db.migrate import migrate
 from nrhub.demo.load import load_demo
 from nrhub.resolvers.audit import verify_chain
@@ -47,11 +48,6 @@ from tests.reports.flows import (
     reporters,
 )
 
-with warnings.catch_warnings():
-    # pgserver computes a runtime folder when imported; this test uses only its command wrappers.
-    warnings.simplefilter("ignore")
-    from pgserver import _commands as pg
-
 NOW = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
 
 
@@ -67,8 +63,6 @@ class PrivatePostgres:
         # As root, pgserver's binaries run as the user ``pgserver`` (PostgreSQL refuses to run as root).
         self.user: str | None = None
         if os.geteuid() == 0:
-            import pwd
-
             self.user = "pgserver"
             entry = pwd.getpwnam(self.user)
             for path in (self.root, self.sockets):
@@ -76,15 +70,15 @@ class PrivatePostgres:
             self.root.chmod(0o755)
 
     def _ctl(self, *args: str, seconds: float = 30) -> None:
-        pg.pg_ctl(list(args), pgdata=self.pgdata, user=self.user, timeout=seconds)
+        # As the postgres user and its group alone (root's group may not reach a private checkout).
+        account = pwd.getpwnam(self.user) if self.user else None
+        as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
+        command = [str(binaries() / "pg_ctl"), *args, "-D", str(self.pgdata)]
+        subprocess.run(command, capture_output=True, timeout=seconds, check=True, **as_user)
 
     def init(self) -> None:
-        pg.initdb(
-            ["--auth=trust", "--encoding=utf8", "-U", "postgres", "--no-sync"],
-            pgdata=self.pgdata,
-            user=self.user,
-            timeout=60,
-        )
+        # The hub's own initdb (hub/db/cluster.py), which also lets the postgres user reach the binaries.
+        Cluster(self.pgdata.resolve()).prepare()
 
     def start(self) -> None:
         self._ctl("-w", "-t", "30", "-o", '-h ""', "-o", f"-k {self.sockets}", "-l", str(self.log), "start")
