@@ -154,6 +154,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def handle_websocket_upgrade(self) -> None:
         self.transport.set_write_buffer_limits()  # the WebSocket protocol gets the transport as uvicorn sets it
         super().handle_websocket_upgrade()
+        # The parser holds this protocol's bound methods and this protocol holds the parser: uvicorn breaks
+        # that cycle in connection_lost, which an upgraded connection's HTTP protocol never gets. Broken
+        # here, the protocol (and the transport it holds) is freed with the connection, not by a full pass
+        # of the cyclic collector (rare in a serving process, nrhub.web.collector).
+        self.parser = None  # type: ignore[assignment]
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

@@ -30,6 +30,7 @@ from graphql import Executor as OperationExecutor
 from nrhub.resolvers.events import shared
 from nrhub.schema.build import schema
 from nrhub.schema.context import Context
+from nrhub.schema.engine_internals import break_executor_cycle
 
 
 class SharedResponses:
@@ -109,9 +110,14 @@ async def subscribe(
     built = executor()
     if isinstance(built, list):
         return ExecutionResult(None, errors=built)
-    source = create_source_event_stream(built)
-    if inspect.isawaitable(source):
-        source = await source
+    try:
+        source = create_source_event_stream(built)
+        if inspect.isawaitable(source):
+            source = await source
+    finally:
+        # The subscription lasts as long as its connection: left in its cycle, this executor (and the
+        # context it holds) would outlive the connection until a full pass of the cyclic collector.
+        break_executor_cycle(built)
     if isinstance(source, ExecutionResult):
         return source
 
@@ -119,8 +125,11 @@ async def subscribe(
         per_event = executor(payload)
         if isinstance(per_event, list):  # cannot happen: the same arguments built the first executor
             return ExecutionResult(None, errors=per_event)
-        result = execute_subscription_event(per_event)
-        return await result if inspect.isawaitable(result) else result
+        try:
+            result = execute_subscription_event(per_event)
+            return await result if inspect.isawaitable(result) else result
+        finally:
+            break_executor_cycle(per_event)
 
     return _responses(source, lambda payload: responses.get(payload, key, lambda: execute(payload)))
 

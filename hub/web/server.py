@@ -24,6 +24,7 @@ from uvicorn.server import HANDLED_SIGNALS
 from nrhub.config.errors import ConfigError
 from nrhub.config.settings import Settings
 from nrhub.web.connection_guard import ConnectionLimits, answer_503_when_stopping, guarded_protocol
+from nrhub.web.websocket_protocol import WebSocketProtocol
 
 log = logging.getLogger("hub")
 # Descriptors that are not client connections: the listening socket, standard streams and logs, the
@@ -62,6 +63,8 @@ def server_config(app: ASGIApp, settings: Settings, *, log_level: str | None = N
     return uvicorn.Config(
         answer_503_when_stopping(app, protocol),
         http=protocol,
+        # uvicorn's own choice for the installed websockets, freed as soon as a connection closes.
+        ws=WebSocketProtocol,
         log_level=log_level or settings.log_level,
         lifespan="on",
         timeout_graceful_shutdown=settings.shutdown_timeout,

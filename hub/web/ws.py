@@ -100,24 +100,27 @@ class Connections:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self._check_every)
-            tracked = [(k, p) for k, (_, p, _) in self._open.items() if p.client_id]
-            if not tracked:
-                continue
-            try:
-                rows = await self._pool.fetch(
-                    _SELECT_CUT_OFF,
-                    [k for k, _ in tracked],
-                    [p.token_id or "" for _, p in tracked],
-                    [p.client_id for _, p in tracked],
-                    [p.user or "" for _, p in tracked],
-                )
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("cannot check open connections for revocation: %s", exc)
-                continue
-            for row in rows:
-                entry = self._open.get(row["key"])
-                if entry:
-                    await entry[2](4403, "Forbidden: the token was revoked or its client disabled")
+            await self._cut_off()  # a call of its own: its snapshot of principals is not kept while sleeping
+
+    async def _cut_off(self) -> None:
+        tracked = [(k, p) for k, (_, p, _) in self._open.items() if p.client_id]
+        if not tracked:
+            return
+        try:
+            rows = await self._pool.fetch(
+                _SELECT_CUT_OFF,
+                [k for k, _ in tracked],
+                [p.token_id or "" for _, p in tracked],
+                [p.client_id for _, p in tracked],
+                [p.user or "" for _, p in tracked],
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("cannot check open connections for revocation: %s", exc)
+            return
+        for row in rows:
+            entry = self._open.get(row["key"])
+            if entry:
+                await entry[2](4403, "Forbidden: the token was revoked or its client disabled")
 
 
 class GraphQLWebSocket:
@@ -170,15 +173,10 @@ class _Session:
         timers = [asyncio.create_task(self._init_deadline())]
         try:
             while not self.closed.is_set():
-                receive = asyncio.create_task(self._receive_text())
-                closing = asyncio.create_task(self.closed.wait())
-                done, _ = await asyncio.wait({receive, closing}, return_when=asyncio.FIRST_COMPLETED)
-                closing.cancel()
-                if receive not in done:
-                    receive.cancel()
-                    break
                 try:
-                    await self._handle(receive.result(), timers)
+                    text = await self._next_text()
+                    if text is not None:
+                        await self._handle(text, timers)
                 except _Closed as exc:
                     await self.close(exc.code, exc.reason)
                 except Exception as exc:
@@ -211,6 +209,22 @@ class _Session:
             except (RuntimeError, WebSocketDisconnect, OSError):
                 # The transport already ended (the peer left, or keepalive gave up): stop quietly.
                 self.closed.set()
+
+    async def _next_text(self) -> str | None:
+        """The next message, or None once the session is closed; WebSocketDisconnect when the peer left."""
+        receive = asyncio.create_task(self._receive_text())
+        closing = asyncio.create_task(self.closed.wait())
+        try:
+            await asyncio.wait({receive, closing}, return_when=asyncio.FIRST_COMPLETED)
+            return receive.result() if receive.done() else None
+        finally:
+            closing.cancel()
+            receive.cancel()
+            # receive.result() raises the task's exception with this frame in its traceback, and this
+            # frame holds the task, which holds the exception: a cycle that keeps the whole session, its
+            # socket's compression contexts with it, until a full pass of the cyclic collector, rare in a
+            # serving process (nrhub.web.collector). Without the task here, reference counting frees it.
+            del receive, closing
 
     async def _receive_text(self) -> str:
         message = await self.ws.receive()
