@@ -37,7 +37,7 @@ from nrhub.auth.principal import Principal
 from nrhub.resolvers.errors import ERROR_CODES, HubError
 from nrhub.schema.build import schema
 from nrhub.schema.context import Context
-from nrhub.schema.engine_internals import OneOfInputValidationRule
+from nrhub.schema.engine_internals import OneOfInputValidationRule, break_executor_cycle
 from nrhub.schema.limits import Limits, make_limit_rules, string_problem
 from nrhub.schema.plan import Fallback, Operation, Plans
 from nrhub.schema.time_limit import Deadlines
@@ -179,7 +179,9 @@ class Executor:
             )
             return ExecutionResult(data=None, errors=[error])
         finally:
-            _release(operation)
+            if isinstance(operation, OperationExecutor):
+                # Its self-reference would keep every request's context and loaders for the cyclic collector.
+                break_executor_cycle(operation)
         assert isinstance(result, ExecutionResult)
         for path, hub_error in context.side_errors:
             side = GraphQLError(hub_error.message, path=path, original_error=hub_error)
@@ -253,18 +255,6 @@ def format_error(error: GraphQLError, request_id: str, *, suggestions: bool) -> 
         formatted["path"] = error.path
     formatted["extensions"] = {"code": code, **({"correlationId": request_id} if code == "INTERNAL" else {})}
     return formatted
-
-
-def _release(operation: Operation | list[GraphQLError]) -> None:
-    """Break the executor's reference to itself once the run is over.
-
-    graphql-core's executor holds its own bound methods (the resolve infos' helpers), a cycle that
-    reference counting cannot free: every request's executor, context and loaders would wait for
-    the cyclic collector, whose passes then come every few dozen requests (and, now and then, a
-    full pass over the heap: the point lookup's p99).
-    """
-    if isinstance(operation, OperationExecutor):
-        operation.async_helpers = None  # type: ignore[assignment]
 
 
 def _remember(cache: OrderedDict, key: Any, value: Any) -> None:
