@@ -241,7 +241,7 @@ class EventHub:
                 if conn is not None:
                     conn.terminate()  # not close(): it waits for a server that may never answer
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            except Exception as exc:  # whatever the connection's failure, the listener must live on and reconnect
                 reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 if not self._told:  # one line per incident, not per attempt
                     log.warning("event listener lost its connection (%s); reconnecting, then resync", reason)
