@@ -8,7 +8,6 @@ past it is answered 413 with an ``invalid_request`` body.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
@@ -39,7 +38,7 @@ from nrhub.auth.http_status import STATUS_BY_CODE, status_for
 from nrhub.auth.keys import ALGORITHM, KeyStore
 from nrhub.auth.ratelimit import RateLimiter
 from nrhub.auth.scopes import FIXED, ScopeError, beyond, intersect, parse_scope
-from nrhub.auth.secrets import verify_secret
+from nrhub.auth.secrets import verified
 from nrhub.auth.tokens import AccessClaims, InvalidToken, issue_access_token, verify_access_token
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9._~-]{43,128}$")
@@ -320,7 +319,7 @@ class AuthorizationServer:
             return AuthenticatedClient(row["client_id"], row["agency_code"], frozenset(row["scopes"]), False)
         # Known and unknown ids take the same path and the same time: scrypt runs either way.
         stored = row["secret_hash"] if row else None
-        ok = await asyncio.to_thread(verify_secret, secret or "", stored)
+        ok = await verified(secret or "", stored)
         if not ok or row is None or row["disabled"]:
             raise InvalidClientError(description="client authentication failed")
         return AuthenticatedClient(row["client_id"], row["agency_code"], frozenset(row["scopes"]), True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +10,7 @@ import asyncpg
 from nrhub.auth.clients import ClientError
 from nrhub.auth.codes import revoke_user_families
 from nrhub.auth.scopes import check_catalogue
-from nrhub.auth.secrets import hash_secret, verify_secret
+from nrhub.auth.secrets import hashed, verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +46,7 @@ async def create_user(
         await conn.execute(
             "INSERT INTO hub_user (username, password_hash, agency_code, scopes) VALUES ($1, $2, $3, $4)",
             username,
-            await asyncio.to_thread(hash_secret, password),
+            await hashed(password),
             agency,
             scopes,
         )
@@ -63,7 +62,7 @@ async def authenticate_user(pool: asyncpg.Pool, username: str, password: str) ->
     row = await pool.fetchrow(
         "SELECT username, password_hash, agency_code, scopes, disabled FROM hub_user WHERE username = $1", username
     )
-    ok = await asyncio.to_thread(verify_secret, password, row["password_hash"] if row else None)
+    ok = await verified(password, row["password_hash"] if row else None)
     if not ok or row is None or row["disabled"]:
         return None
     return User(row["username"], row["agency_code"], frozenset(row["scopes"]))

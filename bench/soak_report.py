@@ -221,8 +221,8 @@ def _timeline(run: Run, points: int = 12) -> list[str]:
     picked = [samples[round(i * (len(samples) - 1) / (points - 1))] for i in range(points)]
     picked = list(dict.fromkeys(picked))  # a short run has fewer samples than points
     return [
-        "hub RSS MiB (descriptors) by minute: "
-        + ", ".join(f"{s.at / 60:.1f} {s.rss / MIB:.1f} ({s.fds})" for s in picked)
+        "hub RSS MiB (descriptors, threads) by minute: "
+        + ", ".join(f"{s.at / 60:.1f} {s.rss / MIB:.1f} ({s.fds}, {s.threads})" for s in picked)
     ]
 
 

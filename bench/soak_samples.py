@@ -32,6 +32,7 @@ MIB = 1024 * 1024
 class Sample:
     at: float  # seconds since the load started
     rss: int  # bytes
+    threads: int  # each thread that hashed a secret holds 16 MiB of malloc arena (auth/secrets.py)
     fds: int
     tcp: int
     unix: int
@@ -90,6 +91,7 @@ class Sampler:
         taken = Sample(
             time.monotonic() - self.started,
             self.process.memory_info().rss,
+            self.process.num_threads(),
             tcp + unix + other,
             tcp,
             unix,
