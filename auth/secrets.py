@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 _N, _R, _P = 2**14, 8, 1  # scrypt's working buffer: 128 * n * r bytes, 16 MiB
@@ -21,7 +22,8 @@ _DUMMY = None  # built lazily: the hash compared against when an id is unknown
 # buffer for good (glibc's malloc keeps a freed block that size in the thread's arena once its mmap
 # threshold has risen), and asyncio's default executor grows to six threads under a burst of sign-ins:
 # the hour's soak saw the hub's RSS step by 16 MiB at such a burst. Two threads bound that to 32 MiB and
-# a burst to two scrypt runs at a time (about 70 ms each); the rest queue.
+# a burst to two scrypt runs at a time (about 70 ms each); the rest queue. ``warm_hashing`` starts both
+# at start-up, so the hub holds that memory from its first minute rather than stepping up hours later.
 HASHING_THREADS = 2
 _HASHING = ThreadPoolExecutor(max_workers=HASHING_THREADS, thread_name_prefix="secret-hashing")
 
@@ -72,6 +74,18 @@ async def hashed(secret: str) -> str:
 async def verified(secret: str, stored: str | None) -> bool:
     """``verify_secret`` off the event loop, in the hashing threads."""
     return await asyncio.get_running_loop().run_in_executor(_HASHING, verify_secret, secret, stored)
+
+
+async def warm_hashing() -> None:
+    """Start every hashing thread and run scrypt once in each (about 70 ms, in parallel)."""
+    together = threading.Barrier(HASHING_THREADS, timeout=10)  # each run waits for the others: one per thread
+
+    def run() -> None:
+        together.wait()
+        hash_secret(secrets.token_urlsafe(16))
+
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(loop.run_in_executor(_HASHING, run) for _ in range(HASHING_THREADS)))
 
 
 def token_hash(value: str) -> str:

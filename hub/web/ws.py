@@ -100,7 +100,14 @@ class Connections:
     async def _watch(self) -> None:
         while True:
             await asyncio.sleep(self._check_every)
-            await self._cut_off()  # a call of its own: its snapshot of principals is not kept while sleeping
+            try:
+                await self._cut_off()  # a call of its own: its snapshot of principals is not kept while sleeping
+            except Exception:
+                # Whatever one check meets, the next one runs: a watcher that died would leave revoked
+                # tokens connected for good (the soak's hour met asyncpg's InternalClientError here).
+                log.exception(
+                    "the revocation check of open connections failed; it runs again in %g s", self._check_every
+                )
 
     async def _cut_off(self) -> None:
         tracked = [(k, p) for k, (_, p, _) in self._open.items() if p.client_id]
@@ -114,7 +121,9 @@ class Connections:
                 [p.client_id for _, p in tracked],
                 [p.user or "" for _, p in tracked],
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except Exception as exc:
+            if not database_down(exc):
+                raise
             log.warning("cannot check open connections for revocation: %s", exc)
             return
         for row in rows:
