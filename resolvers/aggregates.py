@@ -4,6 +4,9 @@ Where the values live decides where the rule runs: inside PostgreSQL for the hub
 (``aggregate_observation``, one statement), over the source's answers for an indicator a source
 serves (resolvers/sources/aggregate.py). A rate combines its numerator and denominator, each from
 wherever it lives. Many (unit, period) pairs are computed together, as a series needs them.
+
+Who may have a rate computed is decided here too (``rate_withheld``), for every path that
+computes one: aggregate, table, series and observationsChanged (docs/api.md, "Rates").
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from collections.abc import Sequence
 from nrhub.resolvers.aggregate_rule import NOTHING, Aggregate, Aggregation, rates
 from nrhub.resolvers.errors import SourceUnavailable
 from nrhub.resolvers.indicators import Indicator
-from nrhub.resolvers.observations import UnitKey
+from nrhub.resolvers.observations import Observation, UnitKey
 from nrhub.resolvers.periods import Period
 from nrhub.resolvers.queryable import Queryable
+from nrhub.resolvers.scope import Scope
 from nrhub.resolvers.sources.aggregate import Rule, aggregates_from_source
 from nrhub.resolvers.sources.loaders import SourceLoaders
 
@@ -32,6 +36,65 @@ FROM unnest($2::int[], $3::text[]) WITH ORDINALITY AS r(unit_id, period, ord),
 ORDER BY r.ord
 """
 LEVELS = ("NATION", "PROVINCE", "DISTRICT", "COMMUNE")  # top to bottom
+
+# The rates an accepted report changed without storing them: for each (unit, disaggregation) of the
+# report that holds a component of a rate asked for, the rate as aggregate_observation computes it,
+# unless the rate itself is stored there (then the stored value stands, as table and series show).
+# The report's cells name the keys only; no component value leaves this statement.
+_SELECT_CHANGED_RATES = """
+SELECT DISTINCT ON (i.code, v.unit_id, v.dims)
+       i.code AS indicator_code, v.unit_id, s.period, v.dims, a.value, a.status, a.stored_parts
+FROM submission s
+JOIN submission_value v ON v.submission_id = s.id
+JOIN indicator i ON i.code = ANY($2::text[]) AND v.indicator_code IN (i.numerator_code, i.denominator_code)
+CROSS JOIN LATERAL aggregate_observation(i.code, v.unit_id, s.period, v.dims) AS a
+WHERE s.id = $1 AND v.unit_id = ANY($3::int[]) AND a.value IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM observation_current c WHERE c.indicator_code = i.code
+                  AND c.unit_id = v.unit_id AND c.period = s.period AND c.dims = v.dims)
+ORDER BY i.code, v.unit_id, v.dims
+"""
+
+
+def rate_withheld(scope: Scope, indicator: Indicator) -> bool:
+    """Whether values the hub computes for ``indicator`` are withheld from a caller with ``scope``
+    (who may read ``indicator`` itself): yes for a rate (RATIO) of whose two components the caller
+    may read exactly one, since the rate and that component give the other away (numerator = rate x
+    denominator / factor). Both components or neither: computed. A rate stored as such is a reported
+    figure, shown under the rate's grant alone (docs/api.md, "Rates")."""
+    if indicator.aggregation != Aggregation.RATIO:
+        return False
+    assert indicator.numerator_code and indicator.denominator_code
+    return scope.may_read(indicator.numerator_code) != scope.may_read(indicator.denominator_code)
+
+
+def rate_in_database(scope: Scope, indicator: Indicator) -> bool:
+    """Whether table and series compute ``indicator`` for this caller inside PostgreSQL: a rate
+    of the hub's own, with both components in the hub's store, that the caller may have computed."""
+    return (
+        indicator.aggregation == Aggregation.RATIO
+        and indicator.source == "hub"
+        and (indicator.numerator_source or "hub") == (indicator.denominator_source or "hub") == "hub"
+        and not rate_withheld(scope, indicator)
+    )
+
+
+async def list_changed_rates(
+    db: Queryable, submission_id: int, indicators: Sequence[str], unit_ids: Sequence[int]
+) -> list[tuple[Observation, int]]:
+    """Each rate in ``indicators`` (rates the caller may have computed) whose components the
+    accepted report ``submission_id`` changed, as computed now, with the stored values it combines."""
+    if not indicators:
+        return []
+    rows = await db.fetch(_SELECT_CHANGED_RATES, submission_id, list(indicators), list(unit_ids))
+    return [
+        (
+            Observation(
+                None, r["indicator_code"], r["unit_id"], r["period"], r["dims"], r["value"], r["status"], None, None
+            ),
+            r["stored_parts"],
+        )
+        for r in rows
+    ]
 
 
 async def fetch_aggregate(

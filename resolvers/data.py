@@ -151,11 +151,17 @@ async def fetch_table(
     """The columns (readable codes that exist, in the order asked) and the table's block."""
     columns = await _indicators(loaders, codes)
     readable = [r.code for r in columns]
+    # A rate is computed where a stored one would stand: at its own frequency (or its latest period).
+    frequency = Period.parse(period).frequency if period is not None else None
+    rates = [
+        r.code for r in columns if frequency in (None, r.periodicity) and aggregates.rate_in_database(loaders.scope, r)
+    ]
     federated = [(n, r) for n, r in enumerate(columns) if r.source != HUB]
     if not federated:
-        return columns, Block(await tables.fetch_table(loaders.db, readable, unit_ids, period), [])
+        return columns, Block(await tables.fetch_table(loaders.db, readable, unit_ids, period, rates), [])
+    units = await _units(loaders, unit_ids)
     block, problems = await tables.fetch_table_with_sources(
-        loaders.db, loaders.sources, readable, federated, await _units(loaders, unit_ids), period, loaders.today
+        loaders.db, loaders.sources, readable, federated, units, period, loaders.today, rates=rates
     )
     return columns, Block(block, list(problems))
 
@@ -167,8 +173,12 @@ async def fetch_series(
     existed come from the units it was formed from."""
     row = await loaders.indicator_by_code.load(indicator)
     assert row is not None  # the caller checked it is readable
+    rate = aggregates.rate_in_database(loaders.scope, row)
+    if aggregates.rate_withheld(loaders.scope, row):
+        derive = False  # a derived cell of a rate is a computed rate too
     if row.source == HUB:
-        return Block(await tables.fetch_series(loaders.db, indicator, unit_ids, periods, dims, derive=derive), [])
+        block = await tables.fetch_series(loaders.db, indicator, unit_ids, periods, dims, derive=derive, rate=rate)
+        return Block(block, [])
     units = await _units(loaders, unit_ids)
     derived: dict[tuple[int, str], Aggregate] = {}
     problems: list[SourceUnavailable] = []
@@ -196,6 +206,9 @@ async def fetch_aggregate(
         raise Forbidden(f"you may not read values for unit {unit}")
     row = await loaders.indicator_by_code.load(indicator)
     assert row is not None  # the caller checked it is readable
+    if aggregates.rate_withheld(loaders.scope, row):
+        # Said without naming the components: the caller may not read one of them.
+        raise Forbidden(f"{indicator} is not computed for you: you may read one of its components but not the other")
     result = await aggregates.fetch_aggregate(
         loaders.db, loaders.sources, row, UnitKey.of(found), period, dims, from_level=from_level
     )

@@ -4,18 +4,18 @@ Default windows (article 12): monthly, from the 15th of the previous month to th
 reporting month; quarterly, from the 15th of the month before the quarter to the 14th of its last
 month; half-year 15 Dec to 14 Jun; annual 15 Dec of the previous year to 14 Dec. A regime's deadline
 is N days or N working days after the cut-off, or day D of the following month. Deadlines fall at
-the end of the day, Vietnam time (UTC+7).
+the end of the day, Vietnam time (UTC+7); a window opens at the start of its first day, Vietnam time.
+A regime with expiry days locks a report that many days after its deadline (migration 0014).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta
 
+from nrhub.resolvers.hub_time import VIETNAM
 from nrhub.resolvers.periods import Period
-
-VIETNAM = timezone(timedelta(hours=7))
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +31,11 @@ class Schedule:
     window_start: date
     window_end: date
     deadline: datetime  # the last instant a report counts as on time
+
+    @property
+    def opens_at(self) -> datetime:
+        """The first instant a draft may be opened, unless the regime takes early reports."""
+        return datetime.combine(self.window_start, time(0), tzinfo=VIETNAM)
 
     def on_time(self, submitted_at: datetime) -> bool:
         return submitted_at <= self.deadline

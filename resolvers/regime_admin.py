@@ -3,6 +3,10 @@
 One function serves the GraphQL mutation and ``nrhub regimes import``: a regime is written whole
 (its reporters and form replaced), inside the caller's transaction, with an audit entry holding
 its state before and after.
+
+A draft's deadline follows its regime's rule and the holiday list, as the ``timeliness`` query
+computes it: when either changes, every draft's deadline is recomputed in the same transaction,
+each move audited. A submitted report keeps the deadline it was judged against.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from typing import Any
 import asyncpg
 
 from nrhub.resolvers.audit import Actor, append_entry
+from nrhub.resolvers.deadlines import Rule, schedule
 from nrhub.resolvers.errors import BadUserInput
+from nrhub.resolvers.periods import Period
 
-FREQUENCIES = {"M", "Q", "S", "A"}
+FREQUENCIES = {"M": "monthly", "Q": "quarterly", "S": "half-yearly", "A": "annual"}
 DEADLINE_RULES = {"DAYS_AFTER_CUTOFF", "WORKING_DAYS_AFTER_CUTOFF", "DAY_OF_NEXT_MONTH"}
 
 
@@ -47,19 +53,23 @@ class RegimeSpec:
     cutoff_end_day: int = 14
     observation_status: str = "OFFICIAL"
     jump_threshold: Decimal | None = None
+    allow_early: bool = False  # drafts before the period's cut-off window opens
+    expiry_days: int | None = None  # a report locks this many days after its deadline; None: never
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 _UPSERT = """
 INSERT INTO regime (code, name_vi, name_en, legal_basis, issuing_agency, receiving_agency, frequency,
-                    cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value, observation_status, jump_threshold)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                    cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value, observation_status, jump_threshold,
+                    allow_early, expiry_days)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (code) DO UPDATE SET name_vi = EXCLUDED.name_vi, name_en = EXCLUDED.name_en,
     legal_basis = EXCLUDED.legal_basis, issuing_agency = EXCLUDED.issuing_agency,
     receiving_agency = EXCLUDED.receiving_agency, frequency = EXCLUDED.frequency,
     cutoff_start_day = EXCLUDED.cutoff_start_day, cutoff_end_day = EXCLUDED.cutoff_end_day,
     deadline_rule = EXCLUDED.deadline_rule, deadline_value = EXCLUDED.deadline_value,
-    observation_status = EXCLUDED.observation_status, jump_threshold = EXCLUDED.jump_threshold
+    observation_status = EXCLUDED.observation_status, jump_threshold = EXCLUDED.jump_threshold,
+    allow_early = EXCLUDED.allow_early, expiry_days = EXCLUDED.expiry_days
 """
 
 
@@ -85,6 +95,7 @@ async def regime_state(conn: asyncpg.Connection, code: str) -> dict[str, Any] | 
 async def upsert_regime(conn: asyncpg.Connection, actor: Actor, spec: RegimeSpec, *, now: datetime) -> str:
     """Create or replace a regime; database constraints and these checks refuse bad input."""
     _check(spec)
+    await _check_periodicity(conn, spec)
     before = await regime_state(conn, spec.code)
     reporters = spec.reporters
     if reporters == ["PROVINCES"]:
@@ -110,6 +121,8 @@ async def upsert_regime(conn: asyncpg.Connection, actor: Actor, spec: RegimeSpec
             spec.deadline_value,
             spec.observation_status,
             spec.jump_threshold,
+            spec.allow_early,
+            spec.expiry_days,
         )
         await conn.execute("DELETE FROM regime_reporter WHERE regime_code = $1", spec.code)
         await conn.executemany(
@@ -131,16 +144,93 @@ async def upsert_regime(conn: asyncpg.Connection, actor: Actor, spec: RegimeSpec
         return "unchanged"
     action = "regime.update" if before else "regime.create"
     await append_entry(conn, actor, action, f"regime:{spec.code}", before=before, after=after, at=now)
+    if before and after and any(before[k] != after[k] for k in _RULE_COLUMNS):
+        await reschedule_drafts(conn, actor, now=now, regime=spec.code)
     return action
 
 
-async def replace_holidays(conn: asyncpg.Connection, actor: Actor, holidays: dict[date, str], *, now: datetime) -> None:
-    before = {str(r["day"]): r["name"] for r in await conn.fetch("SELECT day, name FROM holiday ORDER BY day")}
+_RULE_COLUMNS = ("cutoff_start_day", "cutoff_end_day", "deadline_rule", "deadline_value")
+
+
+@dataclass(frozen=True, slots=True)
+class HolidayChange:
+    before: int  # days in the stored list before the change
+    after: int
+    drafts: int  # drafts whose deadline moved
+
+
+async def replace_holidays(
+    conn: asyncpg.Connection, actor: Actor, holidays: dict[date, str], *, now: datetime
+) -> HolidayChange:
+    """Make ``holidays`` the whole stored list: a day not in it is no longer a holiday."""
+    before = await _holidays(conn)
     await conn.execute("DELETE FROM holiday")
     await conn.executemany("INSERT INTO holiday (day, name) VALUES ($1, $2)", sorted(holidays.items()))
-    after = {str(d): n for d, n in sorted(holidays.items())}
+    return await _record_holidays(conn, actor, "holidays.replace", before, now)
+
+
+async def merge_holidays(
+    conn: asyncpg.Connection, actor: Actor, holidays: dict[date, str], *, now: datetime
+) -> HolidayChange:
+    """Add ``holidays`` to the stored list (renaming a day already in it); no day is removed."""
+    before = await _holidays(conn)
+    await conn.executemany(
+        "INSERT INTO holiday (day, name) VALUES ($1, $2) ON CONFLICT (day) DO UPDATE SET name = EXCLUDED.name",
+        sorted(holidays.items()),
+    )
+    return await _record_holidays(conn, actor, "holidays.merge", before, now)
+
+
+async def _holidays(conn: asyncpg.Connection) -> dict[str, str]:
+    return {str(r["day"]): r["name"] for r in await conn.fetch("SELECT day, name FROM holiday ORDER BY day")}
+
+
+async def _record_holidays(
+    conn: asyncpg.Connection, actor: Actor, action: str, before: dict[str, str], now: datetime
+) -> HolidayChange:
+    after = await _holidays(conn)
+    moved = 0
     if before != after:
-        await append_entry(conn, actor, "holidays.replace", "holidays", before=before, after=after, at=now)
+        await append_entry(conn, actor, action, "holidays", before=before, after=after, at=now)
+        moved = await reschedule_drafts(conn, actor, now=now)
+    return HolidayChange(len(before), len(after), moved)
+
+
+# Drafts only: a submitted report was judged against its deadline, and keeps it. Locked while
+# they move, so a draft submitted meanwhile is judged against one deadline or the other, whole.
+_SELECT_DRAFTS = """
+SELECT s.id, s.period, s.deadline, r.cutoff_start_day, r.cutoff_end_day, r.deadline_rule, r.deadline_value
+FROM submission s JOIN regime r ON r.code = s.regime_code
+WHERE s.status = 'DRAFT' AND ($1::text IS NULL OR s.regime_code = $1)
+ORDER BY s.id
+FOR UPDATE OF s
+"""
+
+
+async def reschedule_drafts(conn: asyncpg.Connection, actor: Actor, *, now: datetime, regime: str | None = None) -> int:
+    """Give every draft (of ``regime``, or of every regime) the deadline its regime's rule gives
+    now, as ``timeliness`` shows it; each move audited. Returns how many drafts moved."""
+    days = {r["day"] for r in await conn.fetch("SELECT day FROM holiday")}
+    moved = []
+    for r in await conn.fetch(_SELECT_DRAFTS, regime):
+        if r["deadline_rule"] not in DEADLINE_RULES:  # a rule this module does not know is not recomputed
+            continue
+        rule = Rule(*(r[k] for k in _RULE_COLUMNS))
+        deadline = schedule(rule, Period.parse(r["period"]), days).deadline
+        if deadline != r["deadline"]:
+            moved.append((r["id"], r["deadline"], deadline))
+    await conn.executemany("UPDATE submission SET deadline = $2 WHERE id = $1", [(i, new) for i, _, new in moved])
+    for submission_id, old, new in moved:
+        await append_entry(
+            conn,
+            actor,
+            "submission.reschedule",
+            f"submission:{submission_id}",
+            before={"deadline": old},
+            after={"deadline": new},
+            at=now,
+        )
+    return len(moved)
 
 
 def _check(spec: RegimeSpec) -> None:
@@ -154,3 +244,22 @@ def _check(spec: RegimeSpec) -> None:
         raise BadUserInput(f"regime {spec.code}: name its reporting agencies")
     if spec.extra:
         raise BadUserInput(f"regime {spec.code}: unknown keys {sorted(spec.extra)}")
+
+
+async def _check_periodicity(conn: asyncpg.Connection, spec: RegimeSpec) -> None:
+    """A form holds only indicators of the regime's frequency: a value is stored for the report's
+    period, and an indicator's values are kept at its own periodicity (migration 0002)."""
+    rows = await conn.fetch(
+        "SELECT code, periodicity FROM indicator WHERE code = ANY($1::text[]) ORDER BY code",
+        [i.indicator for i in spec.items],
+    )
+    wrong = [f"{r['code']} is {_named(r['periodicity'])}" for r in rows if r["periodicity"] != spec.frequency]
+    if wrong:
+        raise BadUserInput(
+            f"regime {spec.code} is {_named(spec.frequency)}, but {'; '.join(wrong)}:"
+            f" its form may hold only {FREQUENCIES[spec.frequency]} indicators"
+        )
+
+
+def _named(frequency: str) -> str:
+    return f"{FREQUENCIES.get(frequency, 'per period')} ({frequency})"

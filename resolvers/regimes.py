@@ -23,6 +23,8 @@ class Regime:
     deadline_rule: str
     deadline_value: int
     observation_status: str
+    allow_early: bool
+    expiry_days: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,7 @@ class RegimeItem:
 
 
 _COLUMNS = """code, name_vi, name_en, legal_basis, issuing_agency, receiving_agency, frequency,
-    cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value, observation_status"""
+    cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value, observation_status, allow_early, expiry_days"""
 _SELECT_ALL = f"SELECT {_COLUMNS} FROM regime ORDER BY code"
 _SELECT_BY_CODES = f"SELECT {_COLUMNS} FROM regime WHERE code = ANY($1::text[])"
 _SELECT_REPORTERS = """

@@ -1,4 +1,4 @@
-"""The read side of reporting: submissions, timeliness and completeness, value and audit history."""
+"""The read side of reporting: submissions, value and audit history (timeliness: resolvers/timeliness.py)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from nrhub.resolvers.deadlines import Rule, schedule
-from nrhub.resolvers.errors import NotFound
 from nrhub.resolvers.pagination import Page, PageRequest, make_page
-from nrhub.resolvers.periods import Period
 from nrhub.resolvers.scope import Scope
 from nrhub.resolvers.submissions import SUBMISSION_COLUMNS, CellValue, Submission
 from nrhub.resolvers.validation import Problem
@@ -34,10 +31,14 @@ class Visibility:
         return self.agency == submission.agency_code
 
 
+# A status asked for is the one shown (schema/reports.py): an accepted version whose report has locked is LOCKED.
 _SELECT_PAGE = f"""
 SELECT {SUBMISSION_COLUMNS} FROM submission s
 WHERE ($1::text IS NULL OR regime_code = $1) AND ($2::text IS NULL OR period = $2)
-  AND ($3::text IS NULL OR agency_code = $3) AND ($4::text IS NULL OR status = $4)
+  AND ($3::text IS NULL OR agency_code = $3)
+  AND ($4::text IS NULL OR $4 = CASE WHEN status = 'ACCEPTED' AND report_locked(regime_code, agency_code, period,
+                                                                               deadline, $10)
+                                     THEN 'LOCKED' ELSE status END)
   AND (($5 AND ($9::int[] IS NULL OR unit_id = ANY($9::int[])))
        OR agency_code = $6 OR regime_code IN (SELECT code FROM regime WHERE receiving_agency = $6))
   AND ($7::bigint IS NULL OR id < $7)
@@ -54,6 +55,7 @@ async def list_submissions(
     period: str | None,
     agency: str | None,
     status: str | None,
+    now: datetime,
 ) -> Page[Submission]:
     after = page.after[0] if page.after else None
     rows = await db.fetch(
@@ -67,6 +69,7 @@ async def list_submissions(
         after,
         page.first + 1,
         seen.scope.unit_ids,
+        now,
     )
     return make_page([Submission(**r) for r in rows], page, lambda s: (s.id,))
 
@@ -80,7 +83,7 @@ def may_see(seen: Visibility, submission: Submission, receiving_agency: str) -> 
 # A report's cells: all of them for its own agency ($2), else those of readable indicators in
 # covered units, the condition every read of values applies to the caller's scope.
 _SELECT_VALUES = """
-SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code
+SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code, v.comment
 FROM submission_value v JOIN admin_unit u ON u.id = v.unit_id
 WHERE v.submission_id = $1
   AND ($2 OR (v.indicator_code = ANY($3::text[]) AND ($4::int[] IS NULL OR v.unit_id = ANY($4::int[]))))
@@ -104,7 +107,8 @@ def readable_problems(seen: Visibility, submission: Submission, problems: list[P
         return problems
     if not seen.scope.covers_unit(submission.unit_id):
         return []
-    return [p for p in problems if seen.scope.may_read(p.indicator_code)]
+    # A validation rule's problem quotes every indicator the rule names (resolvers/rules.py).
+    return [p for p in problems if all(seen.scope.may_read(c) for c in p.indicators or (p.indicator_code,))]
 
 
 async def list_versions(db: asyncpg.Pool, submission: Submission) -> list[Submission]:
@@ -117,59 +121,6 @@ async def list_versions(db: asyncpg.Pool, submission: Submission) -> list[Submis
         submission.period,
     )
     return [Submission(**r) for r in rows]
-
-
-@dataclass(frozen=True, slots=True)
-class Timeliness:
-    agency_code: str
-    deadline: datetime
-    submission_id: int | None
-    submitted_at: datetime | None
-    on_time: bool | None
-    state: str  # ON_TIME, LATE, PENDING (deadline not passed), OVERDUE (deadline passed, nothing submitted)
-
-
-# The reporters the caller may see ($3: its agency, $4: its scope's units, null for every unit): all
-# of them for the receiving agency, a reporter itself, and those whose unit (a ministry's is the
-# nation) the caller's regions cover.
-_SELECT_TIMELINESS = """
-SELECT rr.agency_code, s.id, s.submitted_at, s.on_time
-FROM regime_reporter rr
-JOIN regime r ON r.code = rr.regime_code
-JOIN agency a ON a.code = rr.agency_code
-LEFT JOIN LATERAL (
-    SELECT id, submitted_at, on_time FROM submission s
-    WHERE s.regime_code = rr.regime_code AND s.agency_code = rr.agency_code AND s.period = $2
-      AND s.submitted_at IS NOT NULL
-    ORDER BY s.submitted_at LIMIT 1
-) s ON true
-WHERE rr.regime_code = $1
-  AND (r.receiving_agency = $3 OR rr.agency_code = $3 OR $4::int[] IS NULL
-       OR coalesce(a.unit_id, (SELECT id FROM admin_unit WHERE level = 'NATION')) = ANY($4::int[]))
-ORDER BY rr.agency_code
-"""
-
-
-async def timeliness(db: asyncpg.Pool, regime: str, period: str, now: datetime, seen: Visibility) -> list[Timeliness]:
-    """Each expected report's state, of the reporters the caller may see; a report's timeliness is
-    that of its first submission."""
-    rule_row = await db.fetchrow(
-        "SELECT cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value, frequency FROM regime WHERE code = $1",
-        regime,
-    )
-    if rule_row is None:
-        raise NotFound(f"there is no regime {regime}")
-    holidays = {r["day"] for r in await db.fetch("SELECT day FROM holiday")}
-    rule = Rule(*(rule_row[k] for k in ("cutoff_start_day", "cutoff_end_day", "deadline_rule", "deadline_value")))
-    deadline = schedule(rule, Period.parse(period), holidays).deadline
-    out = []
-    for r in await db.fetch(_SELECT_TIMELINESS, regime, period, seen.agency, seen.scope.unit_ids):
-        if r["id"] is not None:
-            state = "ON_TIME" if r["on_time"] else "LATE"
-        else:
-            state = "OVERDUE" if now > deadline else "PENDING"
-        out.append(Timeliness(r["agency_code"], deadline, r["id"], r["submitted_at"], r["on_time"], state))
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,12 +196,16 @@ def cell_key(cell: CellValue) -> str:
     return f"{cell.unit_code}|{cell.indicator_code}|{cell.dims}"
 
 
+# Entries whose before and after are keyed by cell (cell_key): values saved, comments, follow-up marks.
+CELL_KEYED_ACTIONS = frozenset({"submission.values", "submission.comments", "submission.follow_up"})
+
+
 def without_unreadable_cells(entry: AuditRecord, readable: set[str]) -> AuditRecord:
-    """A "values saved" entry as a caller who may read only the ``readable`` cells sees it: its
-    before and after hold those cells only (a save of many cells records a count and a digest of
-    them all, which a reader who knows all cells but one could test guesses against: left out too).
-    The entry's hash stays that of the whole entry."""
-    if entry.action != "submission.values":
+    """A cell-keyed entry as a caller who may read only the ``readable`` cells sees it: its before
+    and after hold those cells only (a save of many cells records a count and a digest of them all,
+    which a reader who knows all cells but one could test guesses against: left out too). The
+    entry's hash stays that of the whole entry."""
+    if entry.action not in CELL_KEYED_ACTIONS:
         return entry
     before, after = (
         None if cells is None else {k: v for k, v in cells.items() if k in readable}

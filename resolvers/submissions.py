@@ -19,7 +19,9 @@ import orjson
 from nrhub.resolvers.audit import Actor, append_entry, revision_digest
 from nrhub.resolvers.deadlines import Rule, schedule
 from nrhub.resolvers.errors import BadUserInput, Conflict, Forbidden, NotFound
+from nrhub.resolvers.period_locks import require_unlocked, require_window_open
 from nrhub.resolvers.periods import Period
+from nrhub.resolvers.rules import settle_explanations
 from nrhub.resolvers.validation import Problem, validate_values
 
 EVENT_CHANNEL = "hub_events"
@@ -52,6 +54,7 @@ class CellValue:
     dims: str
     value: Decimal
     unit_code: str | None = None  # None: the report's own unit; else that unit or one directly below it
+    comment: str | None = None  # the reporter's note on the figure, saved with it (migration 0017)
 
 
 SUBMISSION_COLUMNS = """id, regime_code, agency_code, unit_id, period, version, status, created_at, created_by,
@@ -60,7 +63,7 @@ _SELECT = f"SELECT {SUBMISSION_COLUMNS} FROM submission WHERE id = $1"
 _SELECT_FOR_UPDATE = _SELECT + " FOR UPDATE"
 _SELECT_REGIME = """
 SELECT r.code, r.frequency, r.cutoff_start_day, r.cutoff_end_day, r.deadline_rule, r.deadline_value,
-       r.receiving_agency, r.observation_status,
+       r.receiving_agency, r.observation_status, r.allow_early,
        EXISTS (SELECT 1 FROM regime_reporter rr WHERE rr.regime_code = r.code AND rr.agency_code = $2) AS reporter
 FROM regime r WHERE r.code = $1
 """
@@ -73,11 +76,13 @@ INSERT INTO submission (regime_code, agency_code, unit_id, period, version, stat
 VALUES ($1, $2, $3, $4, $5, 'DRAFT', $6, $7, $8, $9) RETURNING {SUBMISSION_COLUMNS}
 """
 _UPSERT_VALUE = """
-INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (submission_id, indicator_code, unit_id, dims) DO UPDATE SET value = EXCLUDED.value
+INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value, comment)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (submission_id, indicator_code, unit_id, dims)
+DO UPDATE SET value = EXCLUDED.value, comment = EXCLUDED.comment
 """
 _SELECT_VALUES = """
-SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code
+SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code, v.comment
 FROM submission_value v JOIN admin_unit u ON u.id = v.unit_id
 WHERE v.submission_id = $1 ORDER BY u.code, v.indicator_code, v.dims
 """
@@ -89,13 +94,15 @@ WHERE (id = $1 OR parent_id = $1) AND valid_from <= period_end($2) AND (valid_to
 _COPY_ABOVE = 500
 _STAGE_VALUES = """
 CREATE TEMPORARY TABLE cell_stage (submission_id bigint, indicator_code text, unit_id integer, dims text,
-                                   value numeric) ON COMMIT DROP
+                                   value numeric, comment text) ON COMMIT DROP
 """
 _UPSERT_STAGED = """
-INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value)
+INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value, comment)
 SELECT DISTINCT ON (submission_id, indicator_code, unit_id, dims) * FROM cell_stage
-ON CONFLICT (submission_id, indicator_code, unit_id, dims) DO UPDATE SET value = EXCLUDED.value
+ON CONFLICT (submission_id, indicator_code, unit_id, dims)
+DO UPDATE SET value = EXCLUDED.value, comment = EXCLUDED.comment
 """
+COMMENT_LONGEST = 2000  # the database checks it too (migration 0017)
 _AUDIT_CELLS_IN_FULL = 200  # larger saves record a count and a digest instead of every cell
 
 
@@ -125,7 +132,7 @@ async def open_draft(conn: asyncpg.Connection, actor: Actor, *, regime: str, per
     parsed = Period.parse(period)
     if parsed.frequency != row["frequency"]:
         raise BadUserInput(f"regime {regime} is reported per {row['frequency']} period, not {period}")
-    if not row["reporter"]:
+    if not row["reporter"] or agency is None:
         raise Forbidden(f"agency {agency} does not report under regime {regime}")
     unit_id = await conn.fetchval(_SELECT_AGENCY_UNIT, agency)
     in_force = await conn.fetchval(
@@ -146,7 +153,10 @@ async def open_draft(conn: asyncpg.Connection, actor: Actor, *, regime: str, per
     if versions and versions[0].status != "RETURNED":
         raise Conflict(f"the report for {period} is already {versions[0].status.lower()}")
     rule = Rule(row["cutoff_start_day"], row["cutoff_end_day"], row["deadline_rule"], row["deadline_value"])
-    deadline = schedule(rule, parsed, await holidays(conn)).deadline
+    planned = schedule(rule, parsed, await holidays(conn))
+    require_window_open(regime, period, planned.opens_at, row["allow_early"], now)
+    deadline = versions[0].deadline if versions else planned.deadline  # a returned report keeps its deadline
+    await require_unlocked(conn, regime, agency, period, deadline, now)
     version = versions[0].version + 1 if versions else 1
     created = Submission(
         **await conn.fetchrow(_INSERT, regime, agency, unit_id, period, version, now, actor_name(actor), deadline, None)
@@ -182,6 +192,7 @@ async def save_values(
 ) -> tuple[Submission, list[Problem]]:
     """Store cells of a draft; cells outside the regime's form or the report's units are refused."""
     submission = await _own_draft(conn, actor, submission_id)
+    await _require_unlocked(conn, submission, now)
     units, problems = await _confine(conn, submission, values)
     if problems:
         return submission, problems
@@ -224,6 +235,9 @@ async def _confine(
                     "ERROR",
                 )
             )
+        elif v.comment is not None and not (v.comment.strip() and len(v.comment) <= COMMENT_LONGEST):
+            wrong = f"a comment has 1 to {COMMENT_LONGEST:,} characters"
+            problems.append(Problem(v.indicator_code, v.dims, wrong, "ERROR"))
         elif (units[v.unit_code], v.indicator_code, v.dims) in seen:
             where = f" of unit {v.unit_code}" if v.unit_code else ""
             problems.append(Problem(v.indicator_code, v.dims, f"the cell{where} is given more than once", "ERROR"))
@@ -242,8 +256,9 @@ async def _store(
 ) -> dict[str, Decimal]:
     """Write confined cells into a draft and audit what changed; the changed cells by key."""
     own = next(code for code, unit_id in units.items() if code is not None and unit_id == submission.unit_id)
-    before = {_cell_key(v, own): v.value for v in await fetch_values(conn, submission.id)}
-    rows = [(submission.id, v.indicator_code, units[v.unit_code], v.dims, v.value) for v in values]
+    stored = {_cell_key(v, own): v for v in await fetch_values(conn, submission.id)}
+    before = {key: v.value for key, v in stored.items()}
+    rows = [(submission.id, v.indicator_code, units[v.unit_code], v.dims, v.value, v.comment) for v in values]
     if len(rows) > _COPY_ABOVE:
         # Bulk entry: COPY into a scratch table and upsert in one statement (20,000 cells in well under 2 s).
         await conn.execute(_STAGE_VALUES)
@@ -272,7 +287,30 @@ async def _store(
             after=changed,
             at=now,
         )
+    await _audit_comments(conn, actor, submission, stored, values, own, now)
     return changed
+
+
+async def _audit_comments(
+    conn: asyncpg.Connection,
+    actor: Actor,
+    submission: Submission,
+    stored: dict[str, CellValue],
+    values: Sequence[CellValue],
+    own: str,
+    now: datetime,
+) -> None:
+    """Comments added, changed or cleared by a save, as one entry of their own (keyed by cell like values)."""
+    changed = {
+        key: v.comment
+        for v in values
+        if (key := _cell_key(v, own)) and (stored[key].comment if key in stored else None) != v.comment
+    }
+    if changed:
+        before = {k: stored[k].comment if k in stored else None for k in changed}
+        await append_entry(
+            conn, actor, "submission.comments", f"submission:{submission.id}", before=before, after=changed, at=now
+        )
 
 
 def _cell_key(cell: CellValue, own_unit: str) -> str:
@@ -288,14 +326,19 @@ async def validate(conn: asyncpg.Connection | asyncpg.Pool, submission_id: int) 
 
 async def submit(conn: asyncpg.Connection, actor: Actor, submission_id: int, *, now: datetime) -> Submission:
     """Record submitted_at from the server clock; a submitted report is immutable."""
-    return await _submit(conn, actor, await _own_draft(conn, actor, submission_id), now)
+    draft = await _own_draft(conn, actor, submission_id)
+    await _require_unlocked(conn, draft, now)
+    return await _submit(conn, actor, draft, now)
 
 
 async def _submit(conn: asyncpg.Connection, actor: Actor, draft: Submission, now: datetime) -> Submission:
-    errors = [p for p in await validate_values(conn, draft) if p.severity == "ERROR"]
+    problems = await validate_values(conn, draft)
+    errors = [p for p in problems if p.severity == "ERROR"]
     if errors:
         listed = "; ".join(f"{p.indicator_code}[{p.dims or 'total'}]: {p.message}" for p in errors[:20])
         raise BadUserInput(f"the report has {len(errors)} error(s): {listed}")
+    # A breached WARNING rule needs a written explanation, kept with the version (migration 0015).
+    explanations = await settle_explanations(conn, draft, problems)
     row = await conn.fetchrow(
         f"UPDATE submission SET status = 'SUBMITTED', submitted_at = $2, on_time = ($2 <= deadline), submitted_by = $3"
         f" WHERE id = $1 AND status = 'DRAFT' RETURNING {SUBMISSION_COLUMNS}",
@@ -311,7 +354,11 @@ async def _submit(conn: asyncpg.Connection, actor: Actor, draft: Submission, now
         actor,
         "submission.submit",
         f"submission:{draft.id}",
-        after={"submitted_at": now, "on_time": done.on_time},
+        after={
+            "submitted_at": now,
+            "on_time": done.on_time,
+            **({"explanations": explanations} if explanations else {}),
+        },
         at=now,
     )
     await _notify(conn, "submission.submitted", done)
@@ -417,8 +464,8 @@ async def _next_version(
         )
     )
     await conn.execute(
-        "INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value)"
-        " SELECT $1, indicator_code, unit_id, dims, value FROM submission_value WHERE submission_id = $2",
+        "INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value, comment)"
+        " SELECT $1, indicator_code, unit_id, dims, value, comment FROM submission_value WHERE submission_id = $2",
         created.id,
         of.id,
     )
@@ -500,6 +547,7 @@ async def correct_value(
     latest = (await _versions(conn, accepted.regime_code, accepted.agency_code, accepted.unit_id, accepted.period))[0]
     if latest.id != accepted.id:
         raise Conflict(f"version {latest.version} of this report is {latest.status.lower()}; finish it first")
+    await _require_unlocked(conn, accepted, now)
     units, problems = await _confine(conn, accepted, cells)
     if problems:
         listed = "; ".join(f"{p.indicator_code}[{p.dims or 'total'}]: {p.message}" for p in problems[:20])
@@ -528,6 +576,12 @@ async def _own_draft(conn: asyncpg.Connection, actor: Actor, submission_id: int)
     if submission.status != "DRAFT":
         raise Conflict(f"the report is {submission.status.lower()}; a submitted report cannot change")
     return submission
+
+
+async def _require_unlocked(conn: asyncpg.Connection, submission: Submission, now: datetime) -> None:
+    await require_unlocked(
+        conn, submission.regime_code, submission.agency_code, submission.period, submission.deadline, now
+    )
 
 
 async def _notify(conn: asyncpg.Connection, kind: str, submission: Submission) -> None:

@@ -339,7 +339,7 @@ class Regime(Node):
     legal_basis: str
     frequency: Frequency
     cutoff_start_day: int = strawberry.field(
-        description="Cut-off window opens on this day of the month before the period's last month (default 15)."
+        description="Cut-off window opens on this day of the month before the period's first month (default 15)."
     )
     cutoff_end_day: int = strawberry.field(
         description="Cut-off window closes on this day of the period's last month (default 14)."
@@ -347,6 +347,12 @@ class Regime(Node):
     deadline_rule: str
     deadline_value: int
     observation_status: str
+    allow_early: bool = strawberry.field(
+        description="Whether a draft may be opened before the period's cut-off window starts."
+    )
+    expiry_days: int | None = strawberry.field(
+        description="A report locks this many days after its deadline; null: never."
+    )
     _row: strawberry.Private[regime_rows.Regime]
 
     @classmethod
@@ -363,6 +369,8 @@ class Regime(Node):
             deadline_rule=r.deadline_rule,
             deadline_value=r.deadline_value,
             observation_status=r.observation_status,
+            allow_early=r.allow_early,
+            expiry_days=r.expiry_days,
             _row=r,
         )
 

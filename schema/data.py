@@ -52,15 +52,17 @@ class Observation(Node):
     value: DecimalValue  # type: ignore[valid-type]
     status: ObservationStatus
     _row: strawberry.Private[observation_rows.Observation]
+    _computed_parts: strawberry.Private[int | None] = None  # a rate computed from this many stored values
 
     @classmethod
-    def of(cls, o: observation_rows.Observation) -> Observation:
+    def of(cls, o: observation_rows.Observation, computed_parts: int | None = None) -> Observation:
         return cls(
             period=o.period,
             disaggregation=o.dims,
             value=o.value,
             status=ObservationStatus[o.status],  # by name (the same as the value): a dict lookup
             _row=o,
+            _computed_parts=computed_parts,
         )
 
     @strawberry.field
@@ -75,6 +77,8 @@ class Observation(Node):
     def provenance(self) -> Provenance:
         # Made when asked for: most queries of values do not ask where each came from.
         o = self._row
+        if self._computed_parts is not None:
+            return Provenance(kind=ProvenanceKind.COMPUTED, stored_parts=self._computed_parts)
         if o.submission_id is not None:
             return Provenance(kind=ProvenanceKind.SUBMISSION, submission_id=strawberry.ID(str(o.submission_id)))
         return Provenance(
@@ -111,8 +115,10 @@ class Table:
     rows: DataBlock = strawberry.field(  # type: ignore[valid-type]
         description="JSON array, one object per unit: {unit: code, values: [number|null per column], "
         "periods: [period|null], statuses: [status|null], provenance: ['submission:<id>' | "
-        "'source:<name>' | 'source:<name>;stale;age=<seconds>' | null]}. Cells of a source that cannot "
-        "answer are null, with a SOURCE_UNAVAILABLE error naming it."
+        "'source:<name>' | 'source:<name>;stale;age=<seconds>' | 'computed:<parts>' | null]}. A rate "
+        "(RATIO) not stored is computed from its components (provenance 'computed'), when you may read "
+        "both components or neither. Cells of a source that cannot answer are null, with a "
+        "SOURCE_UNAVAILABLE error naming it."
     )
 
 
@@ -126,7 +132,8 @@ class Series:
         "statuses: [...], provenance: ['submission:<id>' | 'source:<name>' | "
         "'source:<name>;stale;age=<seconds>' | 'computed:<parts>' | null]}. Periods before a unit "
         "existed are computed through the lineage of the units it was formed from (provenance "
-        "'computed'); not for indicators a source serves, whose values count only while the unit was in force."
+        "'computed'); not for indicators a source serves, whose values count only while the unit was in force. "
+        "A rate (RATIO) not stored is computed from its components, when you may read both or neither."
     )
 
 

@@ -9,26 +9,23 @@ from __future__ import annotations
 from dataclasses import asdict
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any
+from typing import Any
 
 import strawberry
 
+from nrhub.resolvers import follow_ups
 from nrhub.resolvers import submissions as workflow
-from nrhub.resolvers.errors import BadUserInput, Forbidden
-from nrhub.resolvers.idempotency import idempotent
+from nrhub.resolvers.errors import BadUserInput
 from nrhub.resolvers.regime_admin import ItemSpec, RegimeSpec, upsert_regime
+from nrhub.resolvers.rules import store_explanations
 from nrhub.schema.catalogue import Regime
 from nrhub.schema.context import Info
+from nrhub.schema.mutating import Key, require_scope, run_idempotent
+from nrhub.schema.period_locks import LockMutations
 from nrhub.schema.reports import Problem, Submission, actor_of, visible_submission
 from nrhub.schema.scalars import DecimalValue, Period
-
-Key = Annotated[
-    str,
-    strawberry.argument(
-        description="A client-chosen key (e.g. a UUID): a retry with the same key "
-        "and input returns the first result; other input is a CONFLICT."
-    ),
-]
+from nrhub.schema.validation_rules import Explanations, RuleMutations, explanations_of
+from nrhub.schema.webhooks import WebhookMutations
 
 
 @strawberry.input(description="One cell of a report.")
@@ -40,6 +37,10 @@ class CellInput:
         default=None,
         description="The report's own unit when omitted; "
         "else a unit directly below it (a commune of a province's report).",
+    )
+    comment: str | None = strawberry.field(
+        default=None,
+        description="A note on the figure for reviewers (up to 2,000 characters); a cell's comment is as last saved.",
     )
 
 
@@ -71,6 +72,12 @@ class RegimeInput:
     cutoff_end_day: int = 14
     observation_status: str = "OFFICIAL"
     jump_threshold: DecimalValue | None = None  # type: ignore[valid-type]
+    allow_early: bool = strawberry.field(
+        default=False, description="Whether a draft may be opened before the period's cut-off window starts."
+    )
+    expiry_days: int | None = strawberry.field(
+        default=None, description="A report locks this many days after its deadline; null: never."
+    )
 
 
 @strawberry.enum
@@ -85,44 +92,32 @@ class SaveValuesResult:
     problems: list[Problem]
 
 
-def _require(info: Info, scope: str) -> None:
-    principal = info.context.principal
-    if not principal.has_scope(scope) or principal.agency_code is None or principal.client_id is None:
-        raise Forbidden(f"this needs the {scope} scope, on a token of an agency's client")
-
-
-async def _run(info: Info, key: str, operation: str, request: dict[str, Any], change: Any) -> dict[str, Any]:
-    client = info.context.principal.client_id
-    assert client is not None
-    return await idempotent(info.context.db, client, key, operation, request, change)
-
-
 async def _submission(info: Info, result: dict[str, Any]) -> Submission:
     return Submission.of(await visible_submission(info, int(result["submission"])))
 
 
 @strawberry.type
-class Mutation:
+class Mutation(LockMutations, WebhookMutations, RuleMutations):
     @strawberry.mutation(description="Open (or get) your agency's draft for a regime and period.")
     async def open_draft(self, info: Info, regime: str, period: Period, idempotency_key: Key) -> Submission | None:  # type: ignore[valid-type]
-        _require(info, "reports:submit")
+        require_scope(info, "reports:submit")
         actor, now = actor_of(info), info.context.clock()
 
         async def change(conn: Any) -> dict[str, Any]:
             return {"submission": (await workflow.open_draft(conn, actor, regime=regime, period=period, now=now)).id}
 
         return await _submission(
-            info, await _run(info, idempotency_key, "openDraft", {"regime": regime, "period": period}, change)
+            info, await run_idempotent(info, idempotency_key, "openDraft", {"regime": regime, "period": period}, change)
         )
 
     @strawberry.mutation(description="Save cells of a draft (exact decimals); cells outside the form are refused.")
     async def save_values(
         self, info: Info, submission_id: int, values: list[CellInput], idempotency_key: Key
     ) -> SaveValuesResult | None:
-        _require(info, "reports:submit")
+        require_scope(info, "reports:submit")
         if len(values) > 50_000:
             raise BadUserInput("save at most 50,000 cells at once")
-        cells = [workflow.CellValue(v.indicator, v.disaggregation, Decimal(v.value), v.unit) for v in values]
+        cells = [workflow.CellValue(v.indicator, v.disaggregation, Decimal(v.value), v.unit, v.comment) for v in values]
         actor, now = actor_of(info), info.context.clock()
 
         async def change(conn: Any) -> dict[str, Any]:
@@ -134,23 +129,31 @@ class Mutation:
 
         request = {
             "submission": submission_id,
-            "values": [[c.unit_code, c.indicator_code, c.dims, c.value] for c in cells],
+            "values": [[c.unit_code, c.indicator_code, c.dims, c.value, c.comment] for c in cells],
         }
-        result = await _run(info, idempotency_key, "saveValues", request, change)
+        result = await run_idempotent(info, idempotency_key, "saveValues", request, change)
         problems = [Problem(indicator=i, disaggregation=d, message=m, severity=s) for i, d, m, s in result["problems"]]
         return SaveValuesResult(submission=await _submission(info, result), problems=problems)
 
     @strawberry.mutation(description="Submit a draft: the server records submittedAt and whether it was on time.")
-    async def submit_report(self, info: Info, submission_id: int, idempotency_key: Key) -> Submission | None:
-        _require(info, "reports:submit")
+    async def submit_report(
+        self,
+        info: Info,
+        submission_id: int,
+        idempotency_key: Key,
+        explanations: Explanations = None,
+    ) -> Submission | None:
+        require_scope(info, "reports:submit")
         actor, now = actor_of(info), info.context.clock()
+        explained = explanations_of(explanations)
 
         async def change(conn: Any) -> dict[str, Any]:
+            # Kept in the submitting transaction, checked against the warnings by the workflow's _submit.
+            await store_explanations(conn, actor, submission_id, explained)
             return {"submission": (await workflow.submit(conn, actor, submission_id, now=now)).id}
 
-        return await _submission(
-            info, await _run(info, idempotency_key, "submitReport", {"submission": submission_id}, change)
-        )
+        request = {"submission": submission_id, **({"explanations": explained} if explained else {})}
+        return await _submission(info, await run_idempotent(info, idempotency_key, "submitReport", request, change))
 
     @strawberry.mutation(
         description="Accept (values become current observations) or return with a reason (a new draft version opens)."
@@ -158,7 +161,7 @@ class Mutation:
     async def review_report(
         self, info: Info, submission_id: int, decision: ReviewDecision, idempotency_key: Key, reason: str | None = None
     ) -> Submission | None:
-        _require(info, "reports:review")
+        require_scope(info, "reports:review")
         actor, now = actor_of(info), info.context.clock()
         accept = decision is ReviewDecision.ACCEPT
 
@@ -170,7 +173,7 @@ class Mutation:
             return {"submission": reviewed.id}
 
         request = {"submission": submission_id, "decision": decision.value, "reason": reason}
-        return await _submission(info, await _run(info, idempotency_key, "reviewReport", request, change))
+        return await _submission(info, await run_idempotent(info, idempotency_key, "reviewReport", request, change))
 
     @strawberry.mutation(
         description="Correct figures of an accepted report: its next version, holding the accepted cells with "
@@ -180,7 +183,7 @@ class Mutation:
     async def correct_value(
         self, info: Info, submission_id: int, cells: list[CellInput], reason: str, idempotency_key: Key
     ) -> Submission | None:
-        _require(info, "reports:submit")
+        require_scope(info, "reports:submit")
         if not 1 <= len(cells) <= 50_000:
             raise BadUserInput("a correction changes 1 to 50,000 cells")
         values = [workflow.CellValue(c.indicator, c.disaggregation, Decimal(c.value), c.unit) for c in cells]
@@ -195,11 +198,51 @@ class Mutation:
             "cells": [[v.unit_code, v.indicator_code, v.dims, v.value] for v in values],
             "reason": reason,
         }
-        return await _submission(info, await _run(info, idempotency_key, "correctValue", request, change))
+        return await _submission(info, await run_idempotent(info, idempotency_key, "correctValue", request, change))
+
+    @strawberry.mutation(
+        description="Mark a figure of a submitted report for follow-up, or clear the mark (followUp: false), "
+        "with a note (reports:review, the regime's receiving agency). Reviewers see the latest mark on the value."
+    )
+    async def mark_follow_up(
+        self,
+        info: Info,
+        submission_id: int,
+        indicator: str,
+        follow_up: bool,
+        note: str,
+        idempotency_key: Key,
+        disaggregation: str = "",
+        unit: str | None = None,
+    ) -> Submission | None:
+        require_scope(info, "reports:review")
+        actor, now = actor_of(info), info.context.clock()
+
+        async def change(conn: Any) -> dict[str, Any]:
+            marked = await follow_ups.mark(
+                conn,
+                actor,
+                submission_id,
+                indicator=indicator,
+                dims=disaggregation,
+                unit_code=unit,
+                follow_up=follow_up,
+                note=note,
+                now=now,
+            )
+            return {"submission": marked.id}
+
+        request = {
+            "submission": submission_id,
+            "cell": [unit, indicator, disaggregation],
+            "followUp": follow_up,
+            "note": note,
+        }
+        return await _submission(info, await run_idempotent(info, idempotency_key, "markFollowUp", request, change))
 
     @strawberry.mutation(description="Create or replace a reporting regime (admin).")
     async def upsert_regime(self, info: Info, input: RegimeInput, idempotency_key: Key) -> Regime | None:
-        _require(info, "admin")
+        require_scope(info, "admin")
         actor, now = actor_of(info), info.context.clock()
         spec = RegimeSpec(
             code=input.code,
@@ -217,11 +260,13 @@ class Mutation:
             cutoff_end_day=input.cutoff_end_day,
             observation_status=input.observation_status,
             jump_threshold=input.jump_threshold,
+            allow_early=input.allow_early,
+            expiry_days=input.expiry_days,
         )
 
         async def change(conn: Any) -> dict[str, Any]:
             return {"regime": spec.code, "action": await upsert_regime(conn, actor, spec, now=now)}
 
-        result = await _run(info, idempotency_key, "upsertRegime", {"regime": asdict(spec)}, change)
+        result = await run_idempotent(info, idempotency_key, "upsertRegime", {"regime": asdict(spec)}, change)
         row = await info.context.loaders.regime_by_code.load(result["regime"])
         return Regime.of(row) if row else None

@@ -35,6 +35,9 @@ from nrhub.schema.selection import (
     report_all,
 )
 from nrhub.schema.sources import Source
+from nrhub.schema.timeliness import TimelinessQueries
+from nrhub.schema.validation_rules import RuleQueries
+from nrhub.schema.webhooks import WebhookQueries
 
 MAX_SERIES_CELLS = 200_000
 
@@ -53,7 +56,7 @@ def _period_list(first: str, last: str) -> list[str]:
 
 
 @strawberry.type
-class Query(ReportQueries):
+class Query(ReportQueries, TimelinessQueries, WebhookQueries, RuleQueries):
     @strawberry.field(description="Who you are and what you may read.")
     def me(self, info: Info) -> Me:
         return me_of(info)

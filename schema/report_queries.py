@@ -1,4 +1,4 @@
-"""Root fields about reports: submissions, timeliness, value history and the audit trail."""
+"""Root fields about reports: submissions, value history and the audit trail (timeliness: schema/timeliness.py)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,7 @@ from nrhub.schema.reports import (
     Revision,
     Submission,
     SubmissionStatus,
-    Timeliness,
     revision_of,
-    timeliness_of,
     visibility,
     visible_submission,
 )
@@ -50,22 +48,13 @@ class ReportQueries:
             period=period,
             agency=agency,
             status=status.value if status else None,
+            now=info.context.clock(),
         )
         return Connection.of(page, Submission)
 
     @strawberry.field
     async def submission(self, info: Info, submission_id: int) -> Submission | None:
         return Submission.of(await visible_submission(info, submission_id))
-
-    @strawberry.field(
-        description="Expected, submitted, on-time, late and missing reports of a regime for a "
-        "period, with counts and rates: of every reporter for the receiving agency, else of yourself "
-        "and the reporters whose units your region grants cover."
-    )
-    async def timeliness(self, info: Info, regime: str, period: Period) -> Timeliness | None:  # type: ignore[valid-type]
-        seen = visibility(info)
-        rows = await report_rows.timeliness(info.context.db, regime, period, info.context.clock(), seen)
-        return timeliness_of(regime, period, rows)
 
     @strawberry.field(description="Every revision of one value, oldest first: who, when, why.")
     async def value_history(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -9,19 +10,25 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from nrhub.resolvers import follow_ups, period_locks, rules
 from nrhub.resolvers import reports as report_rows
 from nrhub.resolvers import submissions as workflow
-from nrhub.resolvers.audit import Actor
 from nrhub.resolvers.errors import Forbidden, NotFound
+from nrhub.resolvers.validation import validate_values
 from nrhub.schema.catalogue import AdministrativeUnit, Agency, Regime, load_unit
 from nrhub.schema.context import Info
+from nrhub.schema.mutating import actor_of  # noqa: F401 (re-exported for the mutations' modules)
+from nrhub.schema.period_locks import ReportLock
 from nrhub.schema.relay import Node, global_id
 from nrhub.schema.scalars import DecimalValue, Period
+from nrhub.schema.validation_rules import RuleExplanation
 
 
 @strawberry.enum(
     description="DRAFT -> SUBMITTED -> ACCEPTED (-> LOCKED), or SUBMITTED -> RETURNED -> a new DRAFT; an "
-    "accepted version becomes SUPERSEDED when a correction of it (its next version) is accepted."
+    "accepted version becomes SUPERSEDED when a correction of it (its next version) is accepted. LOCKED is an "
+    "accepted version whose report has locked (its regime's expiry days after the deadline, no lock exception "
+    "in force): it can no longer be corrected. A draft that locks stays DRAFT, with lock.locked true."
 )
 class SubmissionStatus(Enum):
     DRAFT = "DRAFT"
@@ -32,12 +39,12 @@ class SubmissionStatus(Enum):
     LOCKED = "LOCKED"
 
 
-@strawberry.enum(description="ON_TIME or LATE once submitted; before that PENDING, or OVERDUE after the deadline.")
-class TimelinessState(Enum):
-    ON_TIME = "ON_TIME"
-    LATE = "LATE"
-    PENDING = "PENDING"
-    OVERDUE = "OVERDUE"
+@strawberry.type(description="The receiving agency's latest follow-up mark on a figure.")
+class FollowUpMark:
+    follow_up: bool = strawberry.field(description="Flagged for follow-up; false once cleared.")
+    note: str
+    marked_by: str
+    marked_at: datetime
 
 
 @strawberry.type
@@ -46,6 +53,8 @@ class SubmissionValue:
     indicator: str
     disaggregation: str
     value: DecimalValue  # type: ignore[valid-type]
+    comment: str | None = strawberry.field(description="The reporter's note on the figure.")
+    follow_up: FollowUpMark | None = strawberry.field(description="Null when the figure was never marked.")
 
 
 @strawberry.type(description="A problem of a report, with the cell it concerns.")
@@ -54,6 +63,9 @@ class Problem:
     disaggregation: str
     message: str
     severity: str = strawberry.field(description="ERROR blocks submission; WARNING does not.")
+    rule: str | None = strawberry.field(
+        default=None, description="The validation rule breached; a WARNING one needs an explanation to submit."
+    )
 
 
 @strawberry.type(description="One report: a regime x reporting agency x period, in one version.")
@@ -61,7 +73,6 @@ class Submission(Node):
     submission_id: int
     period: Period  # type: ignore[valid-type]
     version: int
-    status: SubmissionStatus
     created_at: datetime
     created_by: str
     deadline: datetime
@@ -83,7 +94,6 @@ class Submission(Node):
             submission_id=s.id,
             period=s.period,
             version=s.version,
-            status=SubmissionStatus(s.status),
             created_at=s.created_at,
             created_by=s.created_by,
             deadline=s.deadline,
@@ -95,6 +105,24 @@ class Submission(Node):
             return_reason=s.return_reason,
             correction_reason=s.correction_reason,
             _row=s,
+        )
+
+    @strawberry.field
+    async def status(self, info: Info) -> SubmissionStatus:
+        if self._row.status == "ACCEPTED" and (await self._lock(info)).locked:
+            return SubmissionStatus.LOCKED
+        return SubmissionStatus(self._row.status)
+
+    @strawberry.field(
+        description="Whether this report may still change (it locks its regime's expiry days after its deadline)."
+    )
+    async def lock(self, info: Info) -> ReportLock:
+        return ReportLock.of(await self._lock(info))
+
+    async def _lock(self, info: Info) -> period_locks.Lock:
+        r = self._row
+        return await period_locks.lock_of(
+            info.context.db, r.regime_code, r.agency_code, r.period, r.deadline, info.context.clock()
         )
 
     @strawberry.field
@@ -120,8 +148,16 @@ class Submission(Node):
         "indicators it may read in units its region grants cover."
     )
     async def values(self, info: Info) -> list[SubmissionValue]:
+        marks = await follow_ups.latest_marks(info.context.db, self._row.id)
         return [
-            SubmissionValue(unit=v.unit_code or "", indicator=v.indicator_code, disaggregation=v.dims, value=v.value)
+            SubmissionValue(
+                unit=v.unit_code or "",
+                indicator=v.indicator_code,
+                disaggregation=v.dims,
+                value=v.value,
+                comment=v.comment,
+                follow_up=FollowUpMark(**asdict(mark)) if (mark := marks.get(report_rows.cell_key(v))) else None,
+            )
             for v in await report_rows.readable_values(info.context.db, self._row, visibility(info))
         ]
 
@@ -143,35 +179,26 @@ class Submission(Node):
 
     @strawberry.field(description="Validation problems of the current values, shown as values are.")
     async def problems(self, info: Info) -> list[Problem]:
-        problems = await workflow.validate(info.context.db, self._row.id)
+        # The caller's grants decide which outliers quote the history's figures.
+        problems = await validate_values(info.context.db, self._row, info.context.scope)
         return [_problem(p) for p in report_rows.readable_problems(visibility(info), self._row, problems)]
+
+    @strawberry.field(
+        description="Why the report was submitted despite the WARNING validation rules it breaches, "
+        "shown as its problems are."
+    )
+    async def explanations(self, info: Info) -> list[RuleExplanation]:
+        seen = visibility(info)
+        given = await rules.list_explanations(info.context.db, self._row.id)
+        every, unit_id = seen.reads_every_cell(self._row), self._row.unit_id
+        readable = rules.readable_explanations(given, every=every, scope=seen.scope, unit_id=unit_id)
+        return [RuleExplanation(rule=e.rule_code, explanation=e.explanation) for e in readable]
 
 
 def _problem(p: Any) -> Problem:
-    return Problem(indicator=p.indicator_code, disaggregation=p.dims, message=p.message, severity=p.severity)
-
-
-@strawberry.type(description="One expected report of a regime and period.")
-class ExpectedReport:
-    agency_code: str
-    deadline: datetime
-    state: TimelinessState
-    submitted_at: datetime | None
-    submission_id: int | None
-
-
-@strawberry.type(description="Timeliness and completeness of a regime's reports for one period.")
-class Timeliness:
-    regime: str
-    period: Period  # type: ignore[valid-type]
-    expected: int
-    submitted: int
-    on_time: int
-    late: int
-    missing: int
-    submitted_rate: float
-    on_time_rate: float
-    reports: list[ExpectedReport]
+    return Problem(
+        indicator=p.indicator_code, disaggregation=p.dims, message=p.message, severity=p.severity, rule=p.rule_code
+    )
 
 
 @strawberry.type(description="One revision of a value: who, when, why.")
@@ -206,45 +233,12 @@ class AuditEntry:
     hash: str
 
 
-def actor_of(info: Info) -> Actor:
-    p = info.context.principal
-    return Actor(agency=p.agency_code, client=p.client_id, user=p.user, request_id=info.context.request_id)
-
-
 def visibility(info: Info) -> report_rows.Visibility:
     p = info.context.principal
     everything = p.has_scope("admin") or p.has_scope("audit:read")
     if not (everything or p.has_scope("reports:submit") or p.has_scope("reports:review")):
         raise Forbidden("reading reports needs reports:submit, reports:review, audit:read or admin")
     return report_rows.Visibility(agency=p.agency_code, everything=everything, scope=info.context.scope)
-
-
-def timeliness_of(regime: str, period: str, rows: list[report_rows.Timeliness]) -> Timeliness:
-    expected = len(rows)
-    on_time = sum(r.state == "ON_TIME" for r in rows)
-    late = sum(r.state == "LATE" for r in rows)
-    submitted = on_time + late
-    return Timeliness(
-        regime=regime,
-        period=period,
-        expected=expected,
-        submitted=submitted,
-        on_time=on_time,
-        late=late,
-        missing=expected - submitted,
-        submitted_rate=submitted / expected if expected else 0.0,
-        on_time_rate=on_time / expected if expected else 0.0,
-        reports=[
-            ExpectedReport(
-                agency_code=r.agency_code,
-                deadline=r.deadline,
-                state=TimelinessState(r.state),
-                submitted_at=r.submitted_at,
-                submission_id=r.submission_id,
-            )
-            for r in rows
-        ],
-    )
 
 
 async def visible_submission(info: Info, submission_id: int) -> workflow.Submission:
@@ -287,4 +281,4 @@ def audit_entry_of(a: report_rows.AuditRecord) -> AuditEntry:
     )
 
 
-__all__ = ["AdministrativeUnit", "AuditEntry", "Problem", "Revision", "Submission", "Timeliness"]
+__all__ = ["AdministrativeUnit", "AuditEntry", "Problem", "Revision", "Submission"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NewType
 
@@ -10,6 +11,7 @@ import strawberry
 
 from nrhub.resolvers.errors import BadUserInput
 from nrhub.resolvers.exact import parse_figure, written
+from nrhub.resolvers.hub_time import given, shown
 from nrhub.resolvers.periods import Period as PeriodValue
 
 
@@ -23,6 +25,13 @@ def _parse_decimal(value: Any) -> Decimal:
     return parse_figure(str(value))
 
 
+def _parse_instant(value: Any) -> datetime:
+    try:
+        return given(value) if isinstance(value, str) else given("")
+    except ValueError as exc:
+        raise BadUserInput(f"a DateTime is ISO 8601 with an offset, e.g. 2026-12-20T23:59:59+07:00 ({exc})") from None
+
+
 def _refuse_block(value: Any) -> str:
     raise BadUserInput("DataBlock is an output type")
 
@@ -32,6 +41,13 @@ DecimalValue = NewType("DecimalValue", Decimal)
 DataBlock = NewType("DataBlock", str)
 
 SCALAR_MAP = {
+    datetime: strawberry.scalar(
+        name="DateTime",
+        description="An instant in ISO 8601 with an offset. The hub writes Vietnam time "
+        "(2026-11-17T23:59:59.999999+07:00); it reads any offset, and refuses an instant without one.",
+        serialize=shown,
+        parse_value=_parse_instant,
+    ),
     Period: strawberry.scalar(
         name="Period",
         description="A reporting period in SDMX notation: 2026 (year), 2026-S1 (half), 2026-Q3 "

@@ -18,10 +18,12 @@ from typing import Any
 import asyncpg
 import strawberry
 
+from nrhub.resolvers import aggregates
 from nrhub.resolvers import observations as observation_rows
 from nrhub.resolvers import submissions as workflow
 from nrhub.resolvers.errors import Forbidden
 from nrhub.resolvers.events import RESYNC, EventHub
+from nrhub.resolvers.reminders import REMINDER_EVENTS
 from nrhub.schema.catalogue import UnitLevel
 from nrhub.schema.context import Info
 from nrhub.schema.data import Observation
@@ -29,7 +31,9 @@ from nrhub.schema.reports import SubmissionStatus, visibility
 from nrhub.schema.scalars import Period
 from nrhub.schema.selection import readable_codes, unit_ids_of
 
-SUBMISSION_EVENTS = {"submission.submitted", "submission.accepted", "submission.returned"}
+# Reminders (resolvers.reminders) reach the same subscribers: the reporter that owes the report, and the
+# regime's receiving agency; their keys are all they carry.
+SUBMISSION_EVENTS = {"submission.submitted", "submission.accepted", "submission.returned", *REMINDER_EVENTS}
 _SELECT_CHANGED = """
 SELECT revision_id, indicator_code, unit_id, period, dims, value, status, submission_id, source
 FROM observation_current
@@ -59,6 +63,10 @@ class ObservationChange:
 
 
 async def _submission_event(db: asyncpg.Pool, event: dict[str, Any]) -> SubmissionEvent | None:
+    if event["type"] in REMINDER_EVENTS:  # no submission to read: the report is owed
+        return SubmissionEvent(
+            type=event["type"], regime=event["regime"], period=event["period"], agency=event["agency"]
+        )
     row = await workflow.fetch_submission(db, int(event["submission"]))
     if row is None:
         return None
@@ -75,12 +83,15 @@ async def _submission_event(db: asyncpg.Pool, event: dict[str, Any]) -> Submissi
 
 
 async def _changes(
-    db: asyncpg.Pool, event: dict[str, Any], indicators: list[str], unit_ids: list[int]
+    db: asyncpg.Pool, event: dict[str, Any], indicators: list[str], unit_ids: list[int], rates: list[str]
 ) -> ObservationChange | None:
     rows = await db.fetch(_SELECT_CHANGED, event.get("submission"), event.get("revision"), indicators, unit_ids)
-    if not rows:
-        return None
-    return ObservationChange(observations=[Observation.of(observation_rows.Observation(**r)) for r in rows])
+    changed = [Observation.of(observation_rows.Observation(**r)) for r in rows]
+    if rates and event.get("submission") is not None:
+        # ``rates``: the rates asked for that the subscriber may have computed (aggregates.rate_withheld).
+        computed = await aggregates.list_changed_rates(db, int(event["submission"]), rates, unit_ids)
+        changed += [Observation.of(row, computed_parts=parts) for row, parts in computed]
+    return ObservationChange(observations=changed) if changed else None
 
 
 def _hub(info: Info) -> EventHub:
@@ -92,7 +103,10 @@ def _hub(info: Info) -> EventHub:
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="Reports submitted, accepted or returned, as it happens.")
+    @strawberry.subscription(
+        description="Reports submitted, accepted or returned, as it happens; and reminders of reports due soon or "
+        "overdue (type reminder.before_deadline or reminder.overdue, with regime, period and the agency that owes it)."
+    )
     async def submission_events(
         self,
         info: Info,
@@ -149,6 +163,8 @@ class Subscription:
             await readable_codes(info, denied)
             raise Forbidden(f"you may not read {', '.join(denied)}")
         unit_ids = await unit_ids_of(info, units, parent, level)
+        rows = await info.context.loaders.indicator_by_code.load_many(indicators)
+        rates = [r.code for r in rows if r is not None and aggregates.rate_in_database(scope, r)]
         hub = _hub(info)
         subscriber = hub.subscribe(
             lambda e: e.get("type") in ("submission.accepted", "observation.revised"), after=info.context.events_after
@@ -159,15 +175,16 @@ class Subscription:
                 if event is RESYNC:
                     yield ObservationChange(resync=True)
                     continue
-                # The same indicators and readable units read the same rows: one statement, and one object,
-                # for all such subscribers of the event.
+                # The same indicators, readable units and computable rates read the same rows: one
+                # statement (two with rates), and one object, for all such subscribers of the event.
                 change = await event.read_once(
-                    ("changed", tuple(indicators), tuple(unit_ids)),
+                    ("changed", tuple(indicators), tuple(unit_ids), tuple(rates)),
                     _changes,
                     info.context.db,
                     event.data,
                     indicators,
                     unit_ids,
+                    rates,
                 )
                 if change is not None:
                     yield change

@@ -67,8 +67,8 @@ async def serving_hub(
 ) -> AsyncIterator[str]:
     """A real hub on 127.0.0.1, served by uvicorn in this event loop; its base URL while it runs.
 
-    ``settings`` override the defaults (no GraphiQL; the issuer is the server's own address, pass
-    ``issuer`` to run a replica of another hub). Served as `nrhub serve` serves (nrhub.web.server): the
+    ``settings`` override the defaults (no GraphiQL, no reminder scheduler; the issuer is the server's own
+    address, pass ``issuer`` to run a replica of another hub). Served as `nrhub serve` serves (nrhub.web.server): the
     same timeouts, connection cap and shutdown, and uvicorn does not rewrite the peer from
     X-Forwarded-For; the hub alone decides whose it believes (HUB_TRUSTED_PROXIES).
     """
@@ -80,7 +80,11 @@ async def serving_hub(
 
     sock = server_socket()
     port = sock.getsockname()[1]
-    values: dict[str, Any] = {"graphiql": False, "port": port, "issuer": f"http://127.0.0.1:{port}", **settings}
+    # Reminders off unless a test turns them on: a clock set by one test must not send another's subscribers
+    # reminders (tests/reports/test_webhooks.py turns them on).
+    values: dict[str, Any] = {
+        "graphiql": False, "port": port, "issuer": f"http://127.0.0.1:{port}", "reminders": False, **settings
+    }  # fmt: skip
     hub_settings = Settings(**values)
     app = create_app(hub_settings, database_url, authenticate=authenticate, clock=clock)
     # uvicorn's own Server, not nrhub serve's HubServer: a Ctrl-C during the tests must still stop pytest.

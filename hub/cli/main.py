@@ -24,6 +24,8 @@ from nrhub.cli.agencies import add_agency_commands
 from nrhub.cli.audit import add_audit_commands
 from nrhub.cli.catalogue import add_catalogue_commands
 from nrhub.cli.regimes import add_regime_commands
+from nrhub.cli.rules import add_rule_commands
+from nrhub.cli.webhooks import add_webhook_commands
 from nrhub.config.settings import Settings, load_settings
 from nrhub.db.embedded import database_url
 from nrhub.db.migrate import migrate, pending_migrations
@@ -124,6 +126,8 @@ def _build_parser() -> argparse.ArgumentParser:
     add_auth_commands(commands, _with_database)
     add_audit_commands(commands, _with_database)
     add_regime_commands(commands, _with_database)
+    add_rule_commands(commands, _with_database)
+    add_webhook_commands(commands, _with_database)
     add_catalogue_commands(commands, _with_database)
     add_agency_commands(commands, _with_database)
     return parser

@@ -1,31 +1,39 @@
-"""``nrhub regimes import FILE``: regimes and holidays from TOML, each change audited.
+"""``nrhub regimes import FILE [--replace-holidays]``: regimes and holidays from TOML, each change audited.
 
     [[holiday]]
     day = 2026-09-02
     name = "National Day"
 
     [[regime]]
-    code = "BC_KTXH_THANG"
-    name_vi = "Báo cáo tình hình kinh tế - xã hội tháng"
-    name_en = "Monthly socio-economic situation report"
+    code = "BC_THUONG_MAI_THANG"
+    name_vi = "Báo cáo thương mại tháng"
+    name_en = "Monthly trade report"
     legal_basis = "Decree 09/2019/NĐ-CP"
     issuing_agency = "VPCP"
     receiving_agency = "VPCP"
-    frequency = "M"                      # M, Q, S or A
+    frequency = "M"                      # M, Q, S or A; every item's indicator has this periodicity
     cutoff_start_day = 15                # optional; Decree 09/2019 default
     cutoff_end_day = 14                  # optional
     deadline = { rule = "WORKING_DAYS_AFTER_CUTOFF", days = 2 }   # or DAYS_AFTER_CUTOFF, DAY_OF_NEXT_MONTH
     observation_status = "OFFICIAL"      # optional
     jump_threshold = 0.5                 # optional: warn when a value moves more than 50 %
+    allow_early = false                  # optional: drafts before the cut-off window opens
+    expiry_days = 15                     # optional: a report locks 15 days after its deadline (default: never)
     reporters = "PROVINCES"              # or a list of agency codes
-    items = [ { indicator = "RETAIL", min = 0 }, { indicator = "UNEMPLOYED", disaggregation = "SEX=F" } ]
+    items = [ { indicator = "RETAIL", min = 0 }, { indicator = "EXPORT", disaggregation = "OWNERSHIP=FDI" } ]
 
-A holiday list, when present, replaces the stored one. Everything is applied in one transaction.
+A regime named in the file is written whole: its reporters and form become the file's. Holidays in
+the file are added to the stored list (a day already there takes the file's name) and no day is
+removed; with --replace-holidays the file's list becomes the whole list, and a stored day it does
+not name stops being a holiday. Either way the output says how many days the list held before and
+after, and how many drafts' deadlines moved with it. Everything is applied in one transaction; a file
+that is refused changes nothing and ends with one line and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -38,7 +46,14 @@ from nrhub.config.toml_files import read_toml
 from nrhub.db.pools import connect
 from nrhub.resolvers.audit import Actor, append_entry
 from nrhub.resolvers.errors import BadUserInput
-from nrhub.resolvers.regime_admin import ItemSpec, RegimeSpec, replace_holidays, upsert_regime
+from nrhub.resolvers.regime_admin import (
+    HolidayChange,
+    ItemSpec,
+    RegimeSpec,
+    merge_holidays,
+    replace_holidays,
+    upsert_regime,
+)
 
 WithDatabase = Callable[[Settings, Callable[[str], Any]], Any]
 OPERATOR = Actor(agency=None, client=None, user="nrhub regimes import")
@@ -58,11 +73,26 @@ def add_regime_commands(commands: argparse._SubParsersAction, with_database: Wit
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     load.add_argument("file", type=Path)
-    load.set_defaults(run=lambda settings, args: _import(settings, args.file, with_database))
+    load.add_argument(
+        "--replace-holidays",
+        action="store_true",
+        help="make the file's holidays the whole stored list (default: add them to it)",
+    )
+    load.set_defaults(run=lambda settings, args: _refused(_import, settings, args, with_database))
     regimes.set_defaults(run=lambda settings, args: regimes.print_help() or 2)
 
 
-def _import(settings: Settings, file: Path, with_database: WithDatabase) -> int:
+def _refused(command: Callable[..., int], *args: Any) -> int:
+    """A file the hub refuses is the operator's input to fix, as argparse's own errors are: exit status 2."""
+    try:
+        return command(*args)
+    except RegimeFileError as exc:
+        print(f"nrhub: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _import(settings: Settings, args: argparse.Namespace, with_database: WithDatabase) -> int:
+    file: Path = args.file
     data = read_toml(file, RegimeFileError)
     specs = [_spec(r, file) for r in data.get("regime", [])]
     holidays = {_date(h, file): str(h.get("name", "")) for h in data.get("holiday", [])} if "holiday" in data else None
@@ -74,8 +104,8 @@ def _import(settings: Settings, file: Path, with_database: WithDatabase) -> int:
             async with conn.transaction():
                 done = [f"{await upsert_regime(conn, OPERATOR, s, now=now)} {s.code}" for s in specs]
                 if holidays is not None:
-                    await replace_holidays(conn, OPERATOR, holidays, now=now)
-                    done.append(f"holidays: {len(holidays)}")
+                    store = replace_holidays if args.replace_holidays else merge_holidays
+                    done.append(_said(await store(conn, OPERATOR, holidays, now=now), args.replace_holidays))
                 if not done:
                     await append_entry(conn, OPERATOR, "regimes.import", str(file), after={"changes": 0}, at=now)
                 return done
@@ -87,6 +117,13 @@ def _import(settings: Settings, file: Path, with_database: WithDatabase) -> int:
     for line in with_database(settings, apply):
         print(line)
     return 0
+
+
+def _said(change: HolidayChange, replaced: bool) -> str:
+    how = "replaced the stored list" if replaced else "added to the stored list"
+    return (
+        f"holidays: {how}, {change.before} day(s) before, {change.after} after; {change.drafts} draft deadline(s) moved"
+    )
 
 
 def _spec(raw: dict[str, Any], file: Path) -> RegimeSpec:
@@ -103,6 +140,8 @@ def _spec(raw: dict[str, Any], file: Path) -> RegimeSpec:
         "deadline",
         "observation_status",
         "jump_threshold",
+        "allow_early",
+        "expiry_days",
         "reporters",
         "items",
     }
@@ -134,6 +173,8 @@ def _spec(raw: dict[str, Any], file: Path) -> RegimeSpec:
             cutoff_end_day=int(raw.get("cutoff_end_day", 14)),
             observation_status=raw.get("observation_status", "OFFICIAL"),
             jump_threshold=_decimal(raw.get("jump_threshold")),
+            allow_early=bool(raw.get("allow_early", False)),
+            expiry_days=None if raw.get("expiry_days") is None else int(raw["expiry_days"]),
             extra={k: v for k, v in raw.items() if k not in known},
         )
     except (KeyError, TypeError) as exc:

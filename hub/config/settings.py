@@ -78,6 +78,16 @@ class Settings:
     max_connections: int = 1000  # open HTTP and WebSocket connections, lowered to fit the open-file limit
     ws_ping_interval: float = 20.0  # seconds between pings on a WebSocket; unanswered as long again: closed
     shutdown_timeout: int = 5  # seconds running requests get to finish on SIGTERM; the rest are answered 503
+    # Reminders and webhooks (docs/reports.md, "Reminders and webhooks"; docs/operations.md).
+    reminders: bool = True  # run the reminder scheduler (one leader per database)
+    reminder_interval: float = 60.0  # seconds between the leader's runs
+    reminder_lead_days: int = 3  # a BEFORE_DEADLINE reminder this many days ahead
+    reminder_overdue_days: int = 7  # OVERDUE reminders for deadlines passed at most this many days ago
+    webhook_timeout: float = 10.0  # seconds one delivery attempt may take
+    webhook_max_attempts: int = 8
+    webhook_retry_base: float = 30.0  # seconds before the 2nd attempt, doubling after each failure
+    webhook_allow_loopback: bool = False  # let webhooks reach 127.0.0.1/::1 (development only)
+    webhook_allowed_networks: str = ""  # comma-separated private CIDRs webhooks may reach
     # Federated sources: the [[source]] tables of the TOML file only (README: "Federation").
     sources: tuple[SourceConfig, ...] = ()
     # External issuers whose tokens are accepted: [[trusted_issuer]] tables (README: "External issuers").
@@ -245,6 +255,12 @@ def _validated(settings: Settings) -> Settings:
         "ws_ping_interval",
         "shutdown_timeout",
         "execution_timeout",
+        "reminder_interval",
+        "reminder_lead_days",
+        "reminder_overdue_days",
+        "webhook_timeout",
+        "webhook_max_attempts",
+        "webhook_retry_base",
     )
     for name in positive:
         if getattr(settings, name) <= 0:
@@ -258,6 +274,10 @@ def _validated(settings: Settings) -> Settings:
         parse_proxies(settings.trusted_proxies)
     except ValueError as exc:
         raise ConfigError(f"setting trusted_proxies: {exc}") from None
+    try:
+        parse_proxies(settings.webhook_allowed_networks)
+    except ValueError as exc:
+        raise ConfigError(f"setting webhook_allowed_networks: {exc}") from None
     for name in ("issuer", "audience"):
         value = getattr(settings, name)
         if value is not None and not value.startswith(("https://", "http://")):

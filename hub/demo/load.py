@@ -15,6 +15,7 @@ import asyncpg
 from nrhub.auth.operator_errors import OperatorError
 from nrhub.demo.reference import indicator_rows, load_reference
 from nrhub.demo.regimes import load_regimes
+from nrhub.demo.rules import load_rules
 from nrhub.demo.synthetic import Geography, Row, Unit, generate
 from nrhub.resolvers.audit import SYSTEM, append_entry, revision_range_digest
 from nrhub.resolvers.catalogue_admin import catalogue_rows, last_seal, seal, unsealed
@@ -74,6 +75,7 @@ async def load_demo(conn: asyncpg.Connection, *, scale: str = "small") -> dict[s
             )
         await conn.execute(_INSERT_COMMUNES, per_province)
         await load_regimes(conn)
+        await load_rules(conn)
         # The catalogue as loaded is what `nrhub audit verify` holds it to from now on.
         sealed = await last_seal(conn)
         if sealed is None or unsealed(sealed, await catalogue_rows(conn)):

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from decimal import Decimal
+
 import asyncpg
+
+from nrhub.resolvers.audit import SYSTEM
+from nrhub.resolvers.regime_admin import ItemSpec, RegimeSpec, upsert_regime
 
 # code, name_vi, name_en, legal basis, frequency, deadline rule, deadline value, reporters, items
 REGIMES = [
@@ -51,33 +57,27 @@ REGIMES = [
 
 
 async def load_regimes(conn: asyncpg.Connection) -> None:
-    provinces = [
-        r["code"] for r in await conn.fetch("SELECT code FROM agency WHERE kind = 'PROVINCIAL_COMMITTEE' ORDER BY code")
-    ]
+    """Create each demo regime that does not exist yet, through the audited path operators use.
+
+    A regime that exists is left as it is: an operator may have changed its form or reporters
+    (`nrhub regimes import`, upsertRegime), and `nrhub demo load` runs on every `make run`.
+    """
+    now = datetime.now(UTC)
     for code, vi, en, basis, freq, rule, value, reporters, items in REGIMES:
-        await conn.execute(
-            """
-            INSERT INTO regime (code, name_vi, name_en, legal_basis, issuing_agency,
-                                receiving_agency, frequency, deadline_rule, deadline_value,
-                                jump_threshold)
-            VALUES ($1, $2, $3, $4, 'VPCP', 'VPCP', $5, $6, $7, 0.5)
-            ON CONFLICT (code) DO NOTHING
-            """,
-            code,
-            vi,
-            en,
-            basis,
-            freq,
-            rule,
-            value,
+        if await conn.fetchval("SELECT EXISTS (SELECT 1 FROM regime WHERE code = $1)", code):
+            continue
+        spec = RegimeSpec(
+            code=code,
+            name_vi=vi,
+            name_en=en,
+            legal_basis=basis,
+            issuing_agency="VPCP",
+            receiving_agency="VPCP",
+            frequency=freq,
+            deadline_rule=rule,
+            deadline_value=value,
+            reporters=["PROVINCES"] if reporters == "PROVINCES" else list(reporters),
+            items=[ItemSpec(i, min_value=Decimal(0)) for i in items],
+            jump_threshold=Decimal("0.5"),
         )
-        agencies = provinces if reporters == "PROVINCES" else reporters
-        await conn.executemany(
-            "INSERT INTO regime_reporter (regime_code, agency_code) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            [(code, a) for a in agencies],
-        )
-        await conn.executemany(
-            "INSERT INTO regime_item (regime_code, indicator_code, dims, required, min_value)"
-            " VALUES ($1, $2, '', true, 0) ON CONFLICT DO NOTHING",
-            [(code, i) for i in items],
-        )
+        await upsert_regime(conn, SYSTEM, spec, now=now)

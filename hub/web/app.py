@@ -30,6 +30,7 @@ from nrhub.auth.keys import KeyStore
 from nrhub.auth.outage import OUTAGE
 from nrhub.auth.principal import Principal
 from nrhub.auth.resource import Authenticator
+from nrhub.auth.secrets import warm_hashing
 from nrhub.auth.server import AuthorizationServer, ServerSettings
 from nrhub.config.settings import Settings
 from nrhub.config.sources import open_registry
@@ -38,6 +39,7 @@ from nrhub.db.pools import close_pool, create_owner_pool, create_pool, listening
 from nrhub.resolvers.events import EventHub
 from nrhub.resolvers.federated_indicators import FederatedIndicators
 from nrhub.resolvers.sources.registry import SourceRegistry
+from nrhub.scheduler import scheduler_for
 from nrhub.schema.context import ContextFactory
 from nrhub.schema.execution import Executor
 from nrhub.schema.limits import Limits
@@ -89,6 +91,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, HubState]]:
         owner = await create_owner_pool(database_url)
         pool = await create_pool(settings, database_url)
+        await warm_hashing()  # the memory sign-ins will hold, taken now (auth/secrets.py)
         if settings.graphiql:
             await ensure_graphiql_client(owner, settings.issuer_url)
         keys = KeyStore(owner)  # the request role may not read private keys (migration 0012)
@@ -120,6 +123,9 @@ def create_app(
         )
         await events.start()
         connections.start()
+        scheduler = scheduler_for(settings, database_url, server_clock)  # reminders (nrhub.scheduler)
+        if scheduler is not None:
+            scheduler.start()
         # Federated sources connect on first use, so one that is down does not stop the start.
         sources = open_registry(settings.sources, database_url, execution_timeout=settings.execution_timeout)
         contexts = ContextFactory(pool, settings.max_page_size, server_clock, sources, federated, events)
@@ -131,6 +137,8 @@ def create_app(
             )
             yield {"hub": state}
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             await connections.stop()
             await events.stop()
             await sources.close()

@@ -1,7 +1,9 @@
 """``PUT /reports/{id}/values``: fill your agency's draft from a CSV or SDMX-CSV file (see resolvers.bulk).
 
-All or nothing: one bad row and no cell is saved, and every bad row is listed (422). The
-``Idempotency-Key`` header is required, as for every change; the key covers the file's digest.
+All or nothing: one bad row and no cell is saved, and every problem of the file is listed on its
+row, in one pass (422). ``?dryRun=true`` answers the same and saves nothing, whatever the file. The
+``Idempotency-Key`` header is required, as for every change (a dry run changes nothing and needs
+none); the key covers the file's digest.
 The file is limited as every body is (HUB_MAX_BODY_BYTES, auth.body_limit); errors take their
 status from the one table (auth.http_status).
 """
@@ -9,6 +11,7 @@ status from the one table (auth.http_status).
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +23,7 @@ from nrhub.auth.http_status import status_for
 from nrhub.auth.resource import Unauthorized
 from nrhub.resolvers import submissions as workflow
 from nrhub.resolvers.audit import Actor
-from nrhub.resolvers.bulk import parse_cells
+from nrhub.resolvers.bulk import Checked, RowProblem, check_and_store, parse_cells
 from nrhub.resolvers.errors import BadUserInput, Forbidden, HubError, NotFound
 from nrhub.resolvers.idempotency import idempotent
 from nrhub.web.request_id import request_id_of
@@ -55,38 +58,51 @@ async def upload_values(request: Request) -> Response:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:
         return _refuse(BadUserInput("the file is not UTF-8"))
-    cells, problems = parse_cells(text, media_type, submission.period)
-    if problems:
-        return JSONResponse({"saved": 0, "errors": [{"row": p.row, "message": p.message} for p in problems]}, 422)
+    dry_run = request.query_params.get("dryRun", "false")
+    if dry_run not in ("true", "false"):
+        return _refuse(BadUserInput("dryRun is true or false"))
+    parsed = parse_cells(text, media_type, submission.period)
     actor = Actor(principal.agency_code, principal.client_id, principal.user, request_id_of(request.scope))
     now = getattr(request.app.state, "clock", lambda: datetime.now(UTC))()
 
     async def change(conn: Any) -> dict[str, Any]:
-        _, cell_problems = await workflow.save_values(conn, actor, submission_id, cells, now=now)
-        return {
-            "saved": 0 if cell_problems else len(cells),
-            "problems": [[p.indicator_code, p.dims, p.message] for p in cell_problems],
-        }
+        checked = await check_and_store(conn, actor, submission, parsed, now=now, validate=dry_run == "true")
+        if checked.errors or dry_run == "true":
+            raise _NotSaved(checked)  # rolls the transaction back: nothing of the file stays
+        return {"submission": submission_id, "saved": checked.saved}
 
+    if dry_run == "true":
+        # Its transaction always rolls back, so its key is never recorded: a fresh one, so that a
+        # dry run neither waits on nor replays an upload.
+        key = str(uuid.uuid4())
     request_digest = {"submission": submission_id, "file": hashlib.sha256(body).hexdigest(), "type": media_type}
     try:
         result = await idempotent(state.pool, principal.client_id, key, "uploadValues", request_digest, change)
+    except _NotSaved as stopped:
+        return _not_saved(submission_id, stopped.checked, dry_run == "true")
     except HubError as exc:
         return _refuse(exc)
-    if result["problems"]:
-        rows = _rows_of(cells)
-        errors = [
-            {"row": rows.get((i, d), 0), "message": f"{i}[{d or 'total'}]: {m}"} for i, d, m in result["problems"]
-        ]
-        return JSONResponse({"saved": 0, "errors": errors}, 422)
-    return JSONResponse({"submission": submission_id, "saved": result["saved"]})
+    return JSONResponse(result)
 
 
-def _rows_of(cells: list[workflow.CellValue]) -> dict[tuple[str, str], int]:
-    rows: dict[tuple[str, str], int] = {}
-    for line, cell in enumerate(cells, start=2):
-        rows.setdefault((cell.indicator_code, cell.dims), line)
-    return rows
+class _NotSaved(Exception):
+    def __init__(self, checked: Checked) -> None:
+        self.checked = checked
+
+
+def _not_saved(submission_id: int, checked: Checked, dry_run: bool) -> JSONResponse:
+    """422 when the file would not be saved; a dry run of a good file says what would be."""
+    answer: dict[str, Any] = {"submission": submission_id, "saved": 0}
+    if dry_run:
+        answer |= {"dryRun": True, "wouldSave": checked.saved, "message": "dry run: nothing was saved"}
+    if checked.errors:
+        answer["errors"] = _rows(checked.errors)
+    answer["problems"] = _rows(checked.problems)
+    return JSONResponse(answer, 422 if checked.errors else 200)
+
+
+def _rows(problems: list[RowProblem]) -> list[dict[str, Any]]:
+    return [{"row": p.row, "message": p.message, "severity": p.severity} for p in problems]
 
 
 def _refuse(error: HubError) -> JSONResponse:

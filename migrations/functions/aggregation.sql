@@ -162,3 +162,40 @@ REVOKE ALL ON FUNCTION aggregate_observation(text, integer, text, text, text[]) 
 REVOKE ALL ON FUNCTION aggregate_additive(text, text, text, integer, text, text, text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION aggregate_observation(text, integer, text, text, text[]) TO nrhub_app;
 GRANT EXECUTE ON FUNCTION aggregate_additive(text, text, text, integer, text, text, text[]) TO nrhub_app;
+
+-- The rates a dashboard's "latest" table computes (resolvers/tables.py): for each rate and unit, the
+-- latest period its two components both reach (their latest total cells stored at the unit itself;
+-- of the two periods, the one that ends first), where both are later than the rate's own latest
+-- stored period, or the rate has none. One call for a whole table; usually it returns nothing, and
+-- the denominator is looked up only where the numerator is ahead. Each scalar subquery is one
+-- primary-key lookup (a join was planned as a scan of every unit's rows); OFFSET 0 keeps each
+-- level's lookups from being repeated in the conditions above it. Read as the owner, like the
+-- aggregates: the caller's right to the computed rate is decided before it is asked
+-- (resolvers/aggregates.py, rate_withheld), and only the period reaches the caller, with the rate.
+CREATE OR REPLACE FUNCTION latest_rates_to_compute(p_indicators text[], p_units integer[])
+    RETURNS TABLE (indicator_code text, unit_id integer, period text)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SECURITY DEFINER SET search_path = pg_catalog, public, pg_temp AS $$
+    SELECT code, unit_id,
+           CASE WHEN period_end(numerator) <= period_end(denominator) THEN numerator ELSE denominator END
+    FROM (
+        SELECT code, unit_id, numerator, stored,
+               (SELECT d.period FROM observation_latest d
+                 WHERE d.indicator_code = x.denominator_code AND d.unit_id = x.unit_id AND d.dims = '') AS denominator
+        FROM (
+            SELECT i.code, i.denominator_code, u.id AS unit_id,
+                   (SELECT n.period FROM observation_latest n
+                     WHERE n.indicator_code = i.numerator_code AND n.unit_id = u.id AND n.dims = '') AS numerator,
+                   (SELECT r.period FROM observation_latest r
+                     WHERE r.indicator_code = i.code AND r.unit_id = u.id AND r.dims = '') AS stored
+            FROM indicator i CROSS JOIN unnest(p_units) AS u(id)
+            WHERE i.code = ANY(p_indicators) AND i.aggregation = 'RATIO'
+            OFFSET 0
+        ) AS x
+        WHERE numerator IS NOT NULL AND (stored IS NULL OR period_end(numerator) > period_end(stored))
+        OFFSET 0
+    ) AS y
+    WHERE denominator IS NOT NULL AND (stored IS NULL OR period_end(denominator) > period_end(stored))
+$$;
+REVOKE ALL ON FUNCTION latest_rates_to_compute(text[], integer[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION latest_rates_to_compute(text[], integer[]) TO nrhub_app;

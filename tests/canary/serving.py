@@ -115,7 +115,9 @@ async def plant(conn: asyncpg.Connection) -> None:
         OPEN_PROBE,
         PROBE_FIELD,
     )
-    # Optional cells of the quarterly ministry report, so the canaries can also arrive by a report.
+    # Optional cells of the quarterly ministry report, so the canaries can also arrive by a report, for
+    # quarters ahead of the real clock too (a draft otherwise waits for its period's cut-off window).
+    await conn.execute("UPDATE regime SET allow_early = true WHERE code = 'BC_BO_QUY'")
     await conn.executemany(
         "INSERT INTO regime_item (regime_code, indicator_code, dims, required) VALUES ('BC_BO_QUY', $1, '', false)",
         [(CANARY,), (PROBE,), (OPEN_PROBE,)],

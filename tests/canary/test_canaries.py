@@ -27,7 +27,7 @@ import zlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import graphql
@@ -292,6 +292,15 @@ def argument_strategies(known: Known) -> dict[str, st.SearchStrategy[graphql.Val
         "Period": string_node(st.sampled_from(PERIODS)),  # the canaries' quarters, others, and one invalid
         "Decimal": string_node(decimals),
         "Date": string_node(days),
+        # Instants with and without an offset (the hub refuses those without), near the canaries' periods.
+        "DateTime": string_node(
+            st.one_of(
+                st.sampled_from(["2026-12-20T23:59:59+07:00", "2027-01-01T00:00:00Z", "2026-12-20T12:00:00"]),
+                st.datetimes(datetime(2025, 1, 1), datetime(2028, 1, 1), timezones=st.just(UTC)).map(
+                    lambda d: d.isoformat()
+                ),
+            )
+        ),
         "_Any": representation,
     }
 

@@ -8,7 +8,9 @@ Here, each with real processes, signals and sockets on 127.0.0.1:
   events committed right after a subscribe are not lost;
 - test_embedded_postgres: the embedded server's stale files, reused PIDs, crashes and restarts;
 - test_slow_clients: slow or idle clients, the connection cap, the shutdown limit;
-- test_shutdown: SIGTERM under load.
+- test_shutdown: SIGTERM under load;
+- test_webhook_crash (issue 19): a hub killed mid-delivery of a reminder; restarted, it sends that
+  delivery again (same id, next attempt) and nothing else twice.
 
 Cases that held before issue 18 and stay in the suite where they were written:
 tests/reports/test_crash.py (PostgreSQL stopped with ``-m immediate`` under a stream of submissions:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -43,6 +43,32 @@ class Clock:
 @pytest.fixture(scope="session")
 def clock() -> Clock:
     return Clock()
+
+
+@pytest.fixture
+def clock_restored(clock: Clock) -> Iterator[Clock]:
+    """For a test that moves the hub's clock, which is the session's: put back for the tests that follow."""
+    before = clock.now
+    yield clock
+    clock.now = before
+
+
+async def create_test_regime(pool: asyncpg.Pool, prefix: str, *, allow_early: bool, expiry_days: int | None) -> str:
+    """A regime of the test's own, as the owner writes it: UBND_79 and UBND_01 report DOSSIERS_TOTAL (a
+    required cell) monthly to VPCP, deadline five days after the 14th, end of day Vietnam time."""
+    code = f"{prefix}_{uuid.uuid4().hex[:8].upper()}"
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO regime (code, name_vi, name_en, legal_basis, issuing_agency, receiving_agency, frequency,"
+            " deadline_rule, deadline_value, allow_early, expiry_days)"
+            " VALUES ($1, 'Báo cáo thử', 'Test report', 'test', 'VPCP', 'VPCP', 'M', 'DAYS_AFTER_CUTOFF', 5, $2, $3)",
+            code,
+            allow_early,
+            expiry_days,
+        )
+        await conn.execute("INSERT INTO regime_reporter VALUES ($1, 'UBND_79'), ($1, 'UBND_01')", code)
+        await conn.execute("INSERT INTO regime_item (regime_code, indicator_code) VALUES ($1, 'DOSSIERS_TOTAL')", code)
+    return code
 
 
 @pytest.fixture(scope="session")

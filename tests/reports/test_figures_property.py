@@ -1,5 +1,6 @@
 """For any figure a reporter sends, what is stored, what is audited and what is served are one value;
-a figure the numeric column cannot hold exactly is refused as BAD_USER_INPUT and changes nothing
+a figure the numeric column cannot hold exactly, or with more decimals than the indicator publishes,
+is refused as BAD_USER_INPUT and changes nothing
 (issue 16, hole 11: 1e131072 was stored and published as 0 while the audit recorded it).
 
 Hypothesis draws figures around the column's limits (131,072 digits before the point, 16,383 after)
@@ -32,11 +33,14 @@ CORRECT = 'mutation($s: Int!, $v: Decimal!, $k: String!) { correctValue(submissi
 SERVED = '{ observation(indicator: "RETAIL", unit: "12", period: "2026-M02") { value } }'
 
 
-def storable(value: Decimal) -> bool:
-    """Written from the column's documented limits, not from the hub's code."""
-    exponent = value.as_tuple().exponent
+def storable(value: Decimal, decimals: int) -> bool:
+    """Written from the column's documented limits and the indicator's published decimals (issue 19),
+    not from the hub's code."""
+    _, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
-    return exponent >= -16383 and (not value or value.adjusted() < 131072)
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    within_decimals = not value or exponent + trailing_zeros >= -decimals
+    return exponent >= -16383 and (not value or value.adjusted() < 131072) and within_decimals
 
 
 # Non-negative: RETAIL's form refuses negatives at submission, a different rule from this one.
@@ -82,6 +86,7 @@ async def test_stored_audited_and_served_are_one_value(report_hub, token_for, cl
         return int(opened)
 
     accepted = [await asyncio.to_thread(first_version)]
+    decimals = int(await pool.fetchval("SELECT decimals FROM indicator WHERE code = 'RETAIL'"))
     seen = {"refused": 0, "stored": 0}
 
     @settings(max_examples=40, deadline=None, database=None)
@@ -96,7 +101,7 @@ async def test_stored_audited_and_served_are_one_value(report_hub, token_for, cl
         if value == current:
             return  # a correction that changes nothing is refused for that reason
         result = gql(reporter, CORRECT, s=accepted[-1], v=str(value), k=key())
-        if not storable(value):
+        if not storable(value, decimals):
             assert result["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", (value, result)
             seen["refused"] += 1
             return

@@ -116,4 +116,4 @@ items = [ { indicator = "POOR_HH", min = 0 }, { indicator = "HOUSEHOLDS", min = 
     assert "unchanged BC_IMPORTED" in again.stdout
     file.write_text(file.read_text(encoding="utf-8").replace('"POOR_HH"', '"NO_SUCH"'), encoding="utf-8")
     broken = subprocess.run([*nrhub, "regimes", "import", str(file)], env=env, cwd=ROOT, capture_output=True, text=True)
-    assert broken.returncode == 1 and "nothing was imported" in broken.stderr and "Traceback" not in broken.stderr
+    assert broken.returncode == 2 and "nothing was imported" in broken.stderr and "Traceback" not in broken.stderr

@@ -100,8 +100,8 @@ async def test_an_auditor_sees_the_reports_of_its_regions_only(draft, gql, token
 
 
 async def test_timeliness_shows_the_reporters_the_callers_regions_cover(draft, gql, token_for) -> None:
-    async def reporters(agency: str, scope: str, regime: str = "BC_KTXH_THANG") -> list[str]:
-        answer = await gql(await token_for(agency, scope), TIMELINESS, r=regime, p=PERIOD)
+    async def reporters(agency: str, scope: str, regime: str = "BC_KTXH_THANG", period: str = PERIOD) -> list[str]:
+        answer = await gql(await token_for(agency, scope), TIMELINESS, r=regime, p=period)
         assert "errors" not in answer, answer
         timeliness = answer["data"]["timeliness"]
         shown = [r["agencyCode"] for r in timeliness["reports"]]
@@ -116,7 +116,7 @@ async def test_timeliness_shows_the_reporters_the_callers_regions_cover(draft, g
     assert await reporters("BNV", f"audit:read region:{PROVINCE}") == [f"UBND_{PROVINCE}"]
     # Without region: scopes a token covers every region; ministries report for the nation, always covered.
     assert len(await reporters("UBND_01", "reports:submit")) == 34
-    assert await reporters("BNV", "audit:read region:79", "BC_BO_QUY") == ["BTC", "NHNN"]
+    assert await reporters("BNV", "audit:read region:79", "BC_BO_QUY", "2026-Q1") == ["BTC", "NHNN"]
 
 
 async def test_uploading_to_a_report_that_is_not_yours_answers_as_for_one_that_does_not_exist(

@@ -102,7 +102,8 @@ async def workflow_url(new_reference_database) -> str:
     url = await new_reference_database()
     conn = await asyncpg.connect(url)
     try:
-        await load_regimes(conn)
+        async with conn.transaction():  # the regimes and their audit entries commit together
+            await load_regimes(conn)
     finally:
         await conn.close()
     return url

@@ -49,6 +49,13 @@ REQUEST_ROLE = {
     "regime_reporter": {S, I, D},
     "regime_item": {S, I, D},
     "holiday": {S},  # replaced by `nrhub regimes import` only
+    # Lock exceptions and follow-up marks (migrations 0014, 0017): appended by the receiving agency, never changed.
+    "lock_exception": {S, I},
+    "value_follow_up": {S, I},
+    # Validation rules (upsertValidationRule, deleteValidationRule) and explanations, appended at submission.
+    "validation_rule": {S, I, U, D},
+    "validation_rule_regime": {S, I, D},
+    "submission_explanation": {S, I},
     # OAuth: clients and people are registered by the CLI; codes, refresh tokens, revocations and
     # rate limits are the token endpoints' own state.
     "oauth_client": {S},
@@ -60,6 +67,12 @@ REQUEST_ROLE = {
     # Private keys: loaded by the hub's owner connection only.
     "signing_key": set(),
     "schema_function": set(),  # the ledger of migrations/functions/, read by the owner only
+    # Webhooks (migration 0016): registered and disabled by their agency; the secret is written, never read
+    # back; reminders and the delivery outbox are the scheduler's (owner connection), deliveries only shown.
+    "webhook": {S, I, U},
+    "webhook_secret": {I},
+    "webhook_delivery": {S},
+    "reminder": set(),
 }
 
 
@@ -209,7 +222,7 @@ async def test_private_keys_are_out_of_the_request_roles_reach(url: str, request
         await request_conn.fetchval("SELECT count(*) FROM signing_key")
     # Nor through a function that leaks rows of tables it can read: only the owner's definer functions run as the
     # owner, and none of them returns keys (the aggregates read observations past row-level security, migration
-    # 0013, and return one combined value).
+    # 0013, and return one combined value; latest_rates_to_compute returns periods only, never a value).
     leaks = await request_conn.fetch(
         "SELECT p.oid::regprocedure::text AS name FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
         " WHERE n.nspname = 'public' AND p.prosecdef AND p.prorettype <> 'trigger'::regtype ORDER BY 1"
@@ -217,6 +230,7 @@ async def test_private_keys_are_out_of_the_request_roles_reach(url: str, request
     assert [r["name"] for r in leaks] == [
         "aggregate_additive(text,text,text,integer,text,text,text[])",
         "aggregate_observation(text,integer,text,text,text[])",
+        "latest_rates_to_compute(text[],integer[])",
     ]
 
 
