@@ -238,13 +238,32 @@ async def test_a_query_leaves_nothing_for_the_cyclic_collector(database_url: str
             for document in documents:
                 assert (await execute(pool, document, executor=executor)).errors is None
             gc.collect()
-            left = [type(o).__qualname__ for o in gc.garbage]
+            left = [type(o).__qualname__ for o in _not_expired_statements(gc.garbage)]
         finally:
             gc.set_debug(0)
             gc.garbage.clear()
     finally:
         await pool.close()
     assert left == []
+
+
+def _not_expired_statements(garbage: list[object]) -> list[object]:
+    """The garbage but for asyncpg's expired statement-cache entries and what only they hold.
+
+    An entry of any connection in this process that goes unused for 300 s expires through a timer,
+    leaving an entry <-> timer cycle (with the timer's bound method, arguments and context). The
+    suite's long-lived connections have such entries expire at any moment, a request's window
+    included; they are not the request's garbage."""
+    expired = [o for o in garbage if type(o).__qualname__ == "_StatementCacheEntry"]
+    in_garbage = {id(o) for o in garbage}
+    reached: set[int] = set()
+    while expired:
+        obj = expired.pop()
+        if id(obj) in reached:
+            continue
+        reached.add(id(obj))
+        expired.extend(r for r in gc.get_referents(obj) if id(r) in in_garbage)
+    return [o for o in garbage if id(o) not in reached]
 
 
 @pytest.mark.parametrize("plans", [True, False], ids=["compiled plan", "graphql-core"])
