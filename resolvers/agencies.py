@@ -25,6 +25,7 @@ class AgencyKind(StrEnum):
     MINISTRY = "MINISTRY"
     MINISTERIAL_AGENCY = "MINISTERIAL_AGENCY"
     PROVINCIAL_COMMITTEE = "PROVINCIAL_COMMITTEE"
+    COMMUNE_COMMITTEE = "COMMUNE_COMMITTEE"  # migration 0020: communes report to their province
     PARTNER = "PARTNER"
 
 
@@ -69,19 +70,21 @@ async def list_agencies(db: Queryable, page: PageRequest, *, kind: str | None) -
 
 @dataclass(frozen=True, slots=True)
 class NewAgency:
-    """An agency an operator adds. A provincial committee names the current province it reports for."""
+    """An agency an operator adds. A committee names the current unit it reports for: a provincial
+    committee its province, a commune committee its commune."""
 
     code: str
     short_code: str
     name_vi: str
     name_en: str
     kind: AgencyKind
-    province: str | None
+    unit: str | None
     valid_from: date
     notes: str | None = None
 
 
-_SELECT_PROVINCE = "SELECT id FROM admin_unit WHERE code = $1 AND level = 'PROVINCE' AND valid_to IS NULL"
+_SELECT_UNIT = "SELECT id FROM admin_unit WHERE code = $1 AND level = $2 AND valid_to IS NULL"
+_COMMITTEES = {AgencyKind.PROVINCIAL_COMMITTEE: "PROVINCE", AgencyKind.COMMUNE_COMMITTEE: "COMMUNE"}
 _SELECT_AGENCY_OF_UNIT = "SELECT code FROM agency WHERE unit_id = $1"
 _INSERT = f"""
 INSERT INTO agency (code, short_code, name_vi, name_en, kind, unit_id, valid_from, notes)
@@ -116,17 +119,19 @@ async def insert_agency(conn: asyncpg.Connection, actor: Actor, new: NewAgency, 
 
 
 async def _unit_of(conn: asyncpg.Connection, new: NewAgency) -> int | None:
-    """The unit a provincial committee governs (one committee per province); None for other kinds."""
-    if new.kind is not AgencyKind.PROVINCIAL_COMMITTEE:
-        if new.province is not None:
-            raise BadUserInput(f"agency {new.code}: only a PROVINCIAL_COMMITTEE reports for a province")
+    """The unit a committee governs (one committee per unit); None for other kinds."""
+    level = _COMMITTEES.get(new.kind)
+    if level is None:
+        if new.unit is not None:
+            raise BadUserInput(f"agency {new.code}: only a committee reports for a unit")
         return None
-    if new.province is None:
-        raise BadUserInput(f"agency {new.code}: a PROVINCIAL_COMMITTEE names the province it reports for")
-    unit_id = await conn.fetchval(_SELECT_PROVINCE, new.province)
+    named = level.lower()
+    if new.unit is None:
+        raise BadUserInput(f"agency {new.code}: a {new.kind.value} names the {named} it reports for")
+    unit_id = await conn.fetchval(_SELECT_UNIT, new.unit, level)
     if unit_id is None:
-        raise NotFound(f"there is no current province {new.province}")
+        raise NotFound(f"there is no current {named} {new.unit}")
     holder = await conn.fetchval(_SELECT_AGENCY_OF_UNIT, unit_id)
     if holder is not None:
-        raise Conflict(f"province {new.province} has its committee already: agency {holder}")
+        raise Conflict(f"{named} {new.unit} has its committee already: agency {holder}")
     return int(unit_id)

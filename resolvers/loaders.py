@@ -9,6 +9,7 @@ from typing import Any
 from aiodataloader import DataLoader
 
 from nrhub.resolvers.agencies import fetch_agencies, fetch_agencies_by_unit
+from nrhub.resolvers.consolidation import fetch_consolidated_from
 from nrhub.resolvers.federated_indicators import HUB, FederatedIndicators
 from nrhub.resolvers.indicators import (
     fetch_fields,
@@ -76,6 +77,7 @@ class Loaders:
     reporters_by_regime = _PerRequest(list_reporters)
     items_by_regime = _PerRequest(list_items, "readable")
     observation_by_revision = _PerRequest(fetch_observations, "scope")
+    consolidated_from_by_revision = _PerRequest(fetch_consolidated_from)
 
     def __init__(
         self,

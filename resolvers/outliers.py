@@ -1,4 +1,5 @@
-"""Outliers against a unit's own history: the modified z-score (Iglewicz and Hoaglin, 1993).
+"""Outliers against a unit's own history: the modified z-score (Iglewicz and Hoaglin, 1993), or
+min-max bounds generated from it beforehand (DHIS2's min-max generation).
 
 A reported value x of a cell is compared with the current values of the same cell (indicator, unit,
 disaggregation) in the unit's most recent earlier periods, up to ``HISTORY`` of them:
@@ -10,6 +11,13 @@ z = (x - median) / (1.253314 * meanAD). |z| > 3.5 is an outlier, the authors' re
 it needs at least ``MIN_HISTORY`` past periods, and a history without spread (every value equal)
 judges nothing. Median and MAD are robust: one earlier outlier does not hide the next, as it
 would a mean and standard deviation (DHIS2 offers the same test in its outlier analysis).
+
+Min-max bounds (``minmax_bounds``) are the mean of the cell's most recent values (the same
+``MIN_HISTORY`` to ``HISTORY`` periods) plus and minus k population standard deviations, rounded
+outward to the indicator's decimals (rounding never narrows them); a history without a negative
+value never gets a negative minimum, and one without spread gets bounds equal to its one value.
+They are computed when an administrator generates them (resolvers/outlier_bounds.py), stored, and
+shown to reviewers, rather than on each check.
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Context, Decimal
 from typing import Any
+
+from nrhub.resolvers.exact import exact_sum
 
 THRESHOLD = 3.5
 MIN_HISTORY = 6
@@ -47,6 +57,43 @@ def outlier(value: Decimal, history: Sequence[Decimal]) -> Outlier | None:
             return None
         z = float(value - median) / (1.253314 * float(mean_ad))
     return Outlier(z, median, len(history)) if abs(z) > THRESHOLD else None
+
+
+# Enough digits for the mean and deviation of figures of any realistic size; the bounds are then
+# rounded to at most six decimals (the most an indicator has, migration 0001).
+_STATISTICS = Context(prec=50)
+_SHOWN = Decimal("0.000001")  # the mean and deviation as stored beside the bounds
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    min_value: Decimal
+    max_value: Decimal
+    mean: Decimal  # rounded to six decimals, as shown
+    std_dev: Decimal
+    periods: int
+
+
+def minmax_bounds(history: Sequence[Decimal], k: Decimal, decimals: int) -> Bounds | None:
+    """mean ± k·σ of ``history`` (σ the population standard deviation), rounded outward to
+    ``decimals``; None for fewer than ``MIN_HISTORY`` values."""
+    n = len(history)
+    if n < MIN_HISTORY:
+        return None
+    c = _STATISTICS
+    mean = c.divide(exact_sum(history), n)
+    variance = c.divide(exact_sum([c.power(c.subtract(h, mean), 2) for h in history]), n)
+    spread = c.multiply(k, c.sqrt(variance))
+    step = Decimal(1).scaleb(-decimals)
+    low = c.subtract(mean, spread).quantize(step, ROUND_FLOOR, c)
+    high = c.add(mean, spread).quantize(step, ROUND_CEILING, c)
+    if low < 0 <= min(history):
+        low = Decimal(0).quantize(step)
+    return Bounds(low, high, _shown(mean), _shown(c.sqrt(variance)), n)
+
+
+def _shown(value: Decimal) -> Decimal:
+    return value.quantize(_SHOWN, ROUND_HALF_EVEN, _STATISTICS)
 
 
 # The most recent earlier current values of each asked cell, of the readable indicators ($5) and

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from nrhub.resolvers.queryable import Queryable
@@ -25,6 +26,9 @@ class Regime:
     observation_status: str
     allow_early: bool
     expiry_days: int | None
+    consolidates: str | None  # the regime whose reports of the units below this one's are consolidated
+    adhoc_period: str | None  # an ad-hoc regime's one period and one-off deadline (migration 0018)
+    adhoc_deadline: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +42,8 @@ class RegimeItem:
 
 
 _COLUMNS = """code, name_vi, name_en, legal_basis, issuing_agency, receiving_agency, frequency,
-    cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value, observation_status, allow_early, expiry_days"""
+    cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value, observation_status, allow_early, expiry_days,
+    consolidates, adhoc_period, adhoc_deadline"""
 _SELECT_ALL = f"SELECT {_COLUMNS} FROM regime ORDER BY code"
 _SELECT_BY_CODES = f"SELECT {_COLUMNS} FROM regime WHERE code = ANY($1::text[])"
 _SELECT_REPORTERS = """

@@ -12,8 +12,10 @@ one delivery is queued for each webhook of the reporter and of the receiving age
 that kind, and one event goes to subscribers (``NOTIFY hub_events``, keys only, like the workflow's).
 A crash before the commit records nothing; after it, the deliveries wait as PENDING rows.
 
-Deadlines come from resolvers.deadlines, as the workflow computes them; the scheduler's clock is
-the hub's (tests set it), while delivery times are the database's (resolvers.webhook_delivery).
+Deadlines come from resolvers.deadlines, as the workflow computes them, for every kind of regime:
+each period of a recurring one (weeks included), and the one period of an ad-hoc request, due at its
+one-off deadline. The scheduler's clock is the hub's (tests set it), while delivery times are the
+database's (resolvers.webhook_delivery).
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from datetime import date, datetime, timedelta
 import asyncpg
 import orjson
 
-from nrhub.resolvers.deadlines import Rule, schedule
+from nrhub.resolvers.deadlines import RULE_COLUMNS, Rule, schedule
 from nrhub.resolvers.errors import BadUserInput
 from nrhub.resolvers.hub_time import shown
-from nrhub.resolvers.periods import FREQUENCIES, Period, containing, period_range
+from nrhub.resolvers.periods import FREQUENCIES, WEEKLY, Period, containing, period_range
 from nrhub.resolvers.submissions import EVENT_CHANNEL
 
 log = logging.getLogger("hub.reminders")
@@ -45,9 +47,7 @@ class DueReport:
     deadline: datetime
 
 
-_SELECT_REGIMES = """
-SELECT code, frequency, cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value FROM regime ORDER BY code
-"""
+_SELECT_REGIMES = f"SELECT code, frequency, {RULE_COLUMNS} FROM regime ORDER BY code"
 # The reporters that still owe each (regime, period): no version of their report left DRAFT or RETURNED.
 _SELECT_OWING = """
 SELECT d.ord, rr.agency_code
@@ -91,8 +91,9 @@ def due_reports(
     """The (regime, period) pairs whose deadline falls within ``lookback`` before ``now`` to ``lead`` after it."""
     due: list[DueReport] = []
     for regime in regimes:
-        if regime["frequency"] not in FREQUENCIES:
-            continue  # a kind of period this scheduler does not enumerate (ad-hoc regimes, for one)
+        if regime["frequency"] not in FREQUENCIES:  # the database allows no other; say so if it ever does
+            log.warning("no reminders for regime %s: unknown frequency %s", regime["code"], regime["frequency"])
+            continue
         try:
             due += _due_of(regime, holidays, now, lead, lookback)
         except (BadUserInput, ValueError) as exc:  # one odd regime must not stop the others' reminders
@@ -103,11 +104,14 @@ def due_reports(
 def _due_of(
     regime: asyncpg.Record, holidays: set[date], now: datetime, lead: timedelta, lookback: timedelta
 ) -> list[DueReport]:
-    rule = Rule(regime["cutoff_start_day"], regime["cutoff_end_day"], regime["deadline_rule"], regime["deadline_value"])
-    first = containing(_month(now - lookback - _LONGEST_DELAY), regime["frequency"])
-    last = containing(_month(now + lead), regime["frequency"])
+    rule = Rule.of(regime)
+    if rule.adhoc_period is not None:  # one period, due at its one-off deadline however far from it
+        periods = [Period.parse(rule.adhoc_period)]
+    else:
+        first = _containing(now - lookback - _LONGEST_DELAY, regime["frequency"])
+        periods = period_range(first, _containing(now + lead, regime["frequency"]))
     due = []
-    for period in period_range(first, last):
+    for period in periods:
         deadline = schedule(rule, period, holidays).deadline
         if now < deadline <= now + lead:
             due.append(DueReport("BEFORE_DEADLINE", regime["code"], str(period), deadline))
@@ -116,8 +120,12 @@ def _due_of(
     return due
 
 
-def _month(moment: datetime) -> Period:
-    return Period(moment.year, moment.month, "M")
+def _containing(moment: datetime, frequency: str) -> Period:
+    """The period of ``frequency`` holding ``moment``'s day."""
+    day = moment.date()
+    if frequency == WEEKLY:
+        return Period.week_of(day)
+    return containing(Period(day.year, day.month, "M"), frequency)
 
 
 async def record_reminders(conn: asyncpg.Connection, now: datetime, lead: timedelta, lookback: timedelta) -> int:

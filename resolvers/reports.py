@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from nrhub.resolvers.pagination import Page, PageRequest, make_page
+from nrhub.resolvers.queryable import Queryable
 from nrhub.resolvers.scope import Scope
 from nrhub.resolvers.submissions import SUBMISSION_COLUMNS, CellValue, Submission
 from nrhub.resolvers.validation import Problem
@@ -40,7 +41,9 @@ WHERE ($1::text IS NULL OR regime_code = $1) AND ($2::text IS NULL OR period = $
                                                                                deadline, $10)
                                      THEN 'LOCKED' ELSE status END)
   AND (($5 AND ($9::int[] IS NULL OR unit_id = ANY($9::int[])))
-       OR agency_code = $6 OR regime_code IN (SELECT code FROM regime WHERE receiving_agency = $6))
+       OR agency_code = $6 OR regime_code IN (SELECT code FROM regime WHERE receiving_agency = $6)
+       OR (regime_code IN (SELECT regime_code FROM regime_level WHERE acted_by <> 'AGENCY' OR agency_code = $6)
+           AND $6 = ANY(report_approvers(regime_code, agency_code, unit_id))))
   AND ($7::bigint IS NULL OR id < $7)
 ORDER BY id DESC LIMIT $8
 """
@@ -74,16 +77,24 @@ async def list_submissions(
     return make_page([Submission(**r) for r in rows], page, lambda s: (s.id,))
 
 
-def may_see(seen: Visibility, submission: Submission, receiving_agency: str) -> bool:
-    if seen.agency in (submission.agency_code, receiving_agency):
+async def may_see(db: Queryable, seen: Visibility, submission: Submission) -> bool:
+    """Its own agency, its receiving agency and the agencies of its approval levels see a report;
+    audit:read and admin see those of the units their regions cover."""
+    if seen.agency == submission.agency_code or (seen.everything and seen.scope.covers_unit(submission.unit_id)):
         return True
-    return seen.everything and seen.scope.covers_unit(submission.unit_id)
+    return bool(await db.fetchval(_SEES_AS_DECIDER, seen.agency, submission.regime_code, submission.agency_code,
+                                  submission.unit_id))  # fmt: skip
+
+
+_SEES_AS_DECIDER = """
+SELECT $1 = receiving_agency OR $1 = ANY(report_approvers($2, $3, $4)) FROM regime WHERE code = $2
+"""
 
 
 # A report's cells: all of them for its own agency ($2), else those of readable indicators in
 # covered units, the condition every read of values applies to the caller's scope.
 _SELECT_VALUES = """
-SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code, v.comment
+SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code, v.comment, v.consolidated_from
 FROM submission_value v JOIN admin_unit u ON u.id = v.unit_id
 WHERE v.submission_id = $1
   AND ($2 OR (v.indicator_code = ANY($3::text[]) AND ($4::int[] IS NULL OR v.unit_id = ANY($4::int[]))))

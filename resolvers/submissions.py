@@ -1,5 +1,9 @@
 """The reporting workflow: DRAFT -> SUBMITTED -> ACCEPTED, or SUBMITTED -> RETURNED -> a new DRAFT.
 
+A submitted report climbs its regime's approval levels (resolvers/approvals.py) while SUBMITTED;
+the last level's acceptance and the first level's return are the ``accept`` and
+``return_to_reporter`` here.
+
 Every function here runs inside the caller's transaction and appends its audit entry there, so a
 change and its record commit together or not at all. ``submitted_at`` comes from the server's
 clock, and whether a report was on time follows from it and the regime's deadline.
@@ -55,15 +59,16 @@ class CellValue:
     value: Decimal
     unit_code: str | None = None  # None: the report's own unit; else that unit or one directly below it
     comment: str | None = None  # the reporter's note on the figure, saved with it (migration 0017)
+    consolidated_from: list[int] | None = None  # the reports below it was consolidated from (migration 0020)
 
 
 SUBMISSION_COLUMNS = """id, regime_code, agency_code, unit_id, period, version, status, created_at, created_by,
     deadline, submitted_at, on_time, reviewed_at, reviewed_by, return_reason, submitted_by, correction_reason"""
 _SELECT = f"SELECT {SUBMISSION_COLUMNS} FROM submission WHERE id = $1"
-_SELECT_FOR_UPDATE = _SELECT + " FOR UPDATE"
+SELECT_FOR_UPDATE = _SELECT + " FOR UPDATE"
 _SELECT_REGIME = """
 SELECT r.code, r.frequency, r.cutoff_start_day, r.cutoff_end_day, r.deadline_rule, r.deadline_value,
-       r.receiving_agency, r.observation_status, r.allow_early,
+       r.adhoc_period, r.adhoc_deadline, r.receiving_agency, r.observation_status, r.allow_early,
        EXISTS (SELECT 1 FROM regime_reporter rr WHERE rr.regime_code = r.code AND rr.agency_code = $2) AS reporter
 FROM regime r WHERE r.code = $1
 """
@@ -79,10 +84,10 @@ _UPSERT_VALUE = """
 INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value, comment)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (submission_id, indicator_code, unit_id, dims)
-DO UPDATE SET value = EXCLUDED.value, comment = EXCLUDED.comment
+DO UPDATE SET value = EXCLUDED.value, comment = EXCLUDED.comment, consolidated_from = NULL
 """
 _SELECT_VALUES = """
-SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code, v.comment
+SELECT v.indicator_code, v.dims, v.value, u.code AS unit_code, v.comment, v.consolidated_from
 FROM submission_value v JOIN admin_unit u ON u.id = v.unit_id
 WHERE v.submission_id = $1 ORDER BY u.code, v.indicator_code, v.dims
 """
@@ -100,7 +105,7 @@ _UPSERT_STAGED = """
 INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value, comment)
 SELECT DISTINCT ON (submission_id, indicator_code, unit_id, dims) * FROM cell_stage
 ON CONFLICT (submission_id, indicator_code, unit_id, dims)
-DO UPDATE SET value = EXCLUDED.value, comment = EXCLUDED.comment
+DO UPDATE SET value = EXCLUDED.value, comment = EXCLUDED.comment, consolidated_from = NULL
 """
 COMMENT_LONGEST = 2000  # the database checks it too (migration 0017)
 _AUDIT_CELLS_IN_FULL = 200  # larger saves record a count and a digest instead of every cell
@@ -132,6 +137,8 @@ async def open_draft(conn: asyncpg.Connection, actor: Actor, *, regime: str, per
     parsed = Period.parse(period)
     if parsed.frequency != row["frequency"]:
         raise BadUserInput(f"regime {regime} is reported per {row['frequency']} period, not {period}")
+    if row["adhoc_period"] is not None and str(parsed) != row["adhoc_period"]:
+        raise BadUserInput(f"regime {regime} is an ad-hoc request for {row['adhoc_period']} only, not {period}")
     if not row["reporter"] or agency is None:
         raise Forbidden(f"agency {agency} does not report under regime {regime}")
     unit_id = await conn.fetchval(_SELECT_AGENCY_UNIT, agency)
@@ -152,9 +159,9 @@ async def open_draft(conn: asyncpg.Connection, actor: Actor, *, regime: str, per
         raise Conflict(f"the report for {period} is already accepted; change a figure of it with correctValue")
     if versions and versions[0].status != "RETURNED":
         raise Conflict(f"the report for {period} is already {versions[0].status.lower()}")
-    rule = Rule(row["cutoff_start_day"], row["cutoff_end_day"], row["deadline_rule"], row["deadline_value"])
-    planned = schedule(rule, parsed, await holidays(conn))
-    require_window_open(regime, period, planned.opens_at, row["allow_early"], now)
+    planned = schedule(Rule.of(row), parsed, await holidays(conn))
+    if planned.opens_at is not None:  # None: an ad-hoc request, open from the moment it exists
+        require_window_open(regime, period, planned.opens_at, row["allow_early"], now)
     deadline = versions[0].deadline if versions else planned.deadline  # a returned report keeps its deadline
     await require_unlocked(conn, regime, agency, period, deadline, now)
     version = versions[0].version + 1 if versions else 1
@@ -361,74 +368,71 @@ async def _submit(conn: asyncpg.Connection, actor: Actor, draft: Submission, now
         },
         at=now,
     )
-    await _notify(conn, "submission.submitted", done)
+    await notify(conn, "submission.submitted", done)
     return done
 
 
-async def review(
-    conn: asyncpg.Connection, actor: Actor, submission_id: int, *, accept: bool, reason: str | None, now: datetime
-) -> Submission:
-    """Accept (values become current observations) or return (a new draft version is opened).
+async def accept(
+    conn: asyncpg.Connection, actor: Actor, submission: Submission, *, publishes: bool, now: datetime
+) -> tuple[Submission, list[int]]:
+    """The last approval level accepts: the version is ACCEPTED, superseding the accepted version it
+    corrects, and (``publishes``) its values become current observations; the revisions made.
 
-    Accepting a correction supersedes the version it corrects. Whoever submitted a version never
-    reviews it (four eyes), even where a regime's reporter is also its receiver.
+    resolvers/approvals.py decides who may accept, at which level; this is what accepting does.
     """
-    row = await conn.fetchrow(_SELECT_FOR_UPDATE, submission_id)
-    if row is None:
-        raise NotFound(f"there is no submission {submission_id}")
-    submission = Submission(**row)
-    receiving = await conn.fetchval("SELECT receiving_agency FROM regime WHERE code = $1", submission.regime_code)
-    if actor.agency != receiving:
-        raise Forbidden(f"only the receiving agency ({receiving}) reviews {submission.regime_code} reports")
-    if submission.status != "SUBMITTED":
-        raise Conflict(f"the report is {submission.status.lower()}, not submitted")
-    if submission.submitted_by == actor_name(actor):
-        raise Forbidden("a report is reviewed by someone other than whoever submitted it (four eyes)")
-    if not accept and not (reason and reason.strip()):
-        raise BadUserInput("returning a report needs a reason")
-    superseded = None
-    if accept:
-        superseded = await conn.fetchval(
-            "UPDATE submission SET status = 'SUPERSEDED' WHERE regime_code = $1 AND agency_code = $2"
-            " AND unit_id = $3 AND period = $4 AND status = 'ACCEPTED' RETURNING id",
-            submission.regime_code,
-            submission.agency_code,
-            submission.unit_id,
-            submission.period,
-        )
-    status = "ACCEPTED" if accept else "RETURNED"
-    reviewed = Submission(
+    superseded = await conn.fetchval(
+        "UPDATE submission SET status = 'SUPERSEDED' WHERE regime_code = $1 AND agency_code = $2"
+        " AND unit_id = $3 AND period = $4 AND status = 'ACCEPTED' RETURNING id",
+        submission.regime_code,
+        submission.agency_code,
+        submission.unit_id,
+        submission.period,
+    )
+    accepted = Submission(
         **await conn.fetchrow(
-            f"UPDATE submission SET status = $2, reviewed_at = $3, reviewed_by = $4, return_reason = $5"
+            f"UPDATE submission SET status = 'ACCEPTED', reviewed_at = $2, reviewed_by = $3, return_reason = NULL"
             f" WHERE id = $1 RETURNING {SUBMISSION_COLUMNS}",
-            submission_id,
-            status,
+            submission.id,
             now,
             actor_name(actor),
-            None if accept else reason,
         )
     )
-    if accept:
-        revisions = await _publish(conn, actor, reviewed, now)
-        await append_entry(
-            conn,
-            actor,
-            "submission.accept",
-            f"submission:{submission_id}",
-            after={
-                "revisions": revisions,
-                "revision_digest": await revision_digest(conn, revisions),
-                "supersedes": superseded,
-            },
-            at=now,
+    revisions = await publish(conn, actor, accepted, now) if publishes else []
+    await append_entry(
+        conn,
+        actor,
+        "submission.accept",
+        f"submission:{submission.id}",
+        after={
+            "revisions": revisions,
+            "revision_digest": await revision_digest(conn, revisions),
+            "supersedes": superseded,
+        },
+        at=now,
+    )
+    await notify(conn, "submission.accepted", accepted)
+    return accepted, revisions
+
+
+async def return_to_reporter(
+    conn: asyncpg.Connection, actor: Actor, submission: Submission, reason: str, *, now: datetime
+) -> Submission:
+    """The first approval level returns the report: RETURNED, with the reason; ``reopen`` opens its next version."""
+    returned = Submission(
+        **await conn.fetchrow(
+            f"UPDATE submission SET status = 'RETURNED', reviewed_at = $2, reviewed_by = $3, return_reason = $4"
+            f" WHERE id = $1 RETURNING {SUBMISSION_COLUMNS}",
+            submission.id,
+            now,
+            actor_name(actor),
+            reason,
         )
-        await _notify(conn, "submission.accepted", reviewed)
-    else:
-        await append_entry(
-            conn, actor, "submission.return", f"submission:{submission_id}", after={"reason": reason}, at=now
-        )
-        await _notify(conn, "submission.returned", reviewed)
-    return reviewed
+    )
+    await append_entry(
+        conn, actor, "submission.return", f"submission:{submission.id}", after={"reason": reason}, at=now
+    )
+    await notify(conn, "submission.returned", returned)
+    return returned
 
 
 async def reopen(conn: asyncpg.Connection, actor: Actor, returned: Submission, *, now: datetime) -> Submission:
@@ -464,16 +468,17 @@ async def _next_version(
         )
     )
     await conn.execute(
-        "INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value, comment)"
-        " SELECT $1, indicator_code, unit_id, dims, value, comment FROM submission_value WHERE submission_id = $2",
+        "INSERT INTO submission_value (submission_id, indicator_code, unit_id, dims, value, comment, consolidated_from)"
+        " SELECT $1, indicator_code, unit_id, dims, value, comment, consolidated_from FROM submission_value"
+        " WHERE submission_id = $2",
         created.id,
         of.id,
     )
     return created
 
 
-async def _publish(conn: asyncpg.Connection, actor: Actor, submission: Submission, now: datetime) -> list[int]:
-    """The accepted values as new observation revisions, superseding any current value of each key.
+async def publish(conn: asyncpg.Connection, actor: Actor, submission: Submission, now: datetime) -> list[int]:
+    """The version's values as new observation revisions, superseding any current value of each key.
 
     A correction publishes only the cells whose current value it changes: the others are already
     the current values, from the version it corrects.
@@ -534,7 +539,7 @@ async def correct_value(
     """
     if not reason.strip():
         raise BadUserInput("a correction needs a reason")
-    row = await conn.fetchrow(_SELECT_FOR_UPDATE, submission_id)
+    row = await conn.fetchrow(SELECT_FOR_UPDATE, submission_id)
     if row is None:
         raise NotFound(f"there is no submission {submission_id}")
     accepted = Submission(**row)
@@ -567,7 +572,7 @@ async def correct_value(
 
 
 async def _own_draft(conn: asyncpg.Connection, actor: Actor, submission_id: int) -> Submission:
-    row = await conn.fetchrow(_SELECT_FOR_UPDATE, submission_id)
+    row = await conn.fetchrow(SELECT_FOR_UPDATE, submission_id)
     if row is None:
         raise NotFound(f"there is no submission {submission_id}")
     submission = Submission(**row)
@@ -584,7 +589,7 @@ async def _require_unlocked(conn: asyncpg.Connection, submission: Submission, no
     )
 
 
-async def _notify(conn: asyncpg.Connection, kind: str, submission: Submission) -> None:
+async def notify(conn: asyncpg.Connection, kind: str, submission: Submission) -> None:
     # Keys only: listeners read the rest under their own grants (issue: live updates).
     payload = (
         f'{{"type":"{kind}","submission":{submission.id},"regime":"{submission.regime_code}",'

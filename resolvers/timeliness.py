@@ -1,6 +1,8 @@
 """Timeliness and completeness of expected reports: each reporter's state, for any regimes and periods.
 
-An expected report is a regime's reporter for one of the regime's periods. Its state follows from
+An expected report is a regime's reporter for one of the regime's periods: every period of its
+frequency (weeks included) for a recurring regime, and the one period it asks for for an ad-hoc
+regime (migration 0018), each lying wholly within the question's range. Its state follows from
 its versions (resolvers/submissions.py):
 
 - ON_TIME or LATE: a version was submitted and not returned (accepted, awaiting review, or
@@ -22,9 +24,9 @@ from datetime import datetime
 
 import asyncpg
 
-from nrhub.resolvers.deadlines import Rule, schedule
+from nrhub.resolvers.deadlines import RULE_COLUMNS, Rule, schedule
 from nrhub.resolvers.errors import BadUserInput, NotFound
-from nrhub.resolvers.periods import Period
+from nrhub.resolvers.periods import WEEKLY, Period
 
 STATES = ("ON_TIME", "LATE", "RETURNED", "PENDING", "OVERDUE")
 MOST_REPORTS = 200_000  # expected reports one question may cover (34 provinces x 20 regimes x 24 months is 16,320)
@@ -101,7 +103,7 @@ ORDER BY q.regime_code, q.period, rr.agency_code
 async def expected_reports(db: asyncpg.Pool, question: Question, viewer: Viewer, now: datetime) -> list[ExpectedReport]:
     """Every expected report the question covers and the viewer may see, with its state at ``now``."""
     rules = await db.fetch(
-        "SELECT code, frequency, cutoff_start_day, cutoff_end_day, deadline_rule, deadline_value FROM regime"
+        f"SELECT code, frequency, {RULE_COLUMNS} FROM regime"
         " WHERE $1::text[] IS NULL OR code = ANY($1::text[]) ORDER BY code",
         None if question.regimes is None else list(question.regimes),
     )
@@ -111,8 +113,8 @@ async def expected_reports(db: asyncpg.Pool, question: Question, viewer: Viewer,
     holidays = {r["day"] for r in await db.fetch("SELECT day FROM holiday")}
     regimes, periods, deadlines = [], [], []
     for r in rules:
-        rule = Rule(r["cutoff_start_day"], r["cutoff_end_day"], r["deadline_rule"], r["deadline_value"])
-        for period in periods_between(question.first, question.last, r["frequency"]):
+        rule = Rule.of(r)
+        for period in regime_periods(question.first, question.last, r["frequency"], rule):
             regimes.append(r["code"])
             periods.append(str(period))
             deadlines.append(schedule(rule, period, holidays).deadline)
@@ -144,13 +146,26 @@ def _expected(r: asyncpg.Record, now: datetime) -> ExpectedReport:
     )
 
 
+def regime_periods(first: Period, last: Period, frequency: str, rule: Rule) -> list[Period]:
+    """The periods a regime expects reports for, wholly between the start of ``first`` and the end of ``last``."""
+    if rule.adhoc_period is None:
+        return periods_between(first, last, frequency)
+    if last.end < first.start:
+        raise BadUserInput(f"the range ends ({last}) before it starts ({first})")
+    asked = Period.parse(rule.adhoc_period)
+    return [asked] if first.start <= asked.start and asked.end <= last.end else []
+
+
 def periods_between(first: Period, last: Period, frequency: str) -> list[Period]:
     """The periods of ``frequency`` that lie wholly between the start of ``first`` and the end of ``last``."""
     if last.end < first.start:
         raise BadUserInput(f"the range ends ({last}) before it starts ({first})")
     found: list[Period] = []
     # The first period of this frequency starting on or after ``first``'s start.
-    candidate = Period(first.year, 1, frequency) if frequency != "A" else Period(first.year, 1, "A")
+    if frequency == WEEKLY:
+        candidate = Period.week_of(first.start)
+    else:
+        candidate = Period(first.start.year, 1, frequency)
     while candidate.start < first.start:
         candidate = candidate.next()
     while candidate.end <= last.end:

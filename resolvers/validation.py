@@ -4,8 +4,8 @@ Errors block submission: a required cell missing, a value of the wrong type, wit
 than its indicator has, or out of range, parts that do not add up to their total, a breached
 validation rule of importance ERROR (resolvers/rules.py). Warnings do not: a breached WARNING rule
 (which needs a written explanation to submit), a jump from the previous period beyond the
-regime's threshold, and a value that is an outlier against the unit's own history
-(resolvers/outliers.py). Unusual figures happen, and the reviewer decides.
+regime's threshold, and a value that is an outlier against the unit's own history by the regime's
+method (resolvers/outlier_bounds.py). Unusual figures happen, and the reviewer decides.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from nrhub.resolvers.exact import EXACT, exact_sum, written
+from nrhub.resolvers.outlier_bounds import bounds_of_cells, outlier_method
 from nrhub.resolvers.outliers import Key, fetch_history, outlier
 from nrhub.resolvers.periods import Period
 from nrhub.resolvers.rules import breach, breach_message, rules_for_regimes
@@ -134,8 +135,14 @@ async def _rule_problems(
 
 
 async def _outliers(conn: Any, submission: Submission, filled: list[Any], scope: Scope) -> list[Problem]:
-    """Values far from the unit's own history (modified z-score, resolvers/outliers.py)."""
+    """Values far from the unit's own history, by the regime's outlier method (resolvers/outlier_bounds.py):
+    the modified z-score (resolvers/outliers.py), min-max bounds generated beforehand, or none."""
+    method = await outlier_method(conn, submission.regime_code)
+    if method == "NONE":
+        return []
     keys: list[Key] = [(r["indicator_code"], r["unit_id"], r["dims"]) for r in filled]
+    if method == "MIN_MAX":
+        return await _outside_bounds(conn, submission, filled, keys, scope)
     history = await fetch_history(conn, keys, submission.period, scope.indicators, scope.unit_ids)
     problems = []
     for r, key in zip(filled, keys, strict=True):
@@ -146,6 +153,32 @@ async def _outliers(conn: Any, submission: Submission, filled: list[Any], scope:
         message = (
             f"{where}an outlier against the unit's last {found.periods} periods ({written(r['value'])} against "
             f"a median of {written(found.median)}, modified z-score {found.z:.1f})"
+        )
+        problems.append(Problem(r["indicator_code"], r["dims"], message, "WARNING"))
+    return problems
+
+
+async def _outside_bounds(
+    conn: Any, submission: Submission, filled: list[Any], keys: list[Key], scope: Scope
+) -> list[Problem]:
+    """Values outside the min-max bounds stored for their cell; a cell without bounds is not judged."""
+    stored = await bounds_of_cells(conn, scope, submission.regime_code, keys)
+    problems = []
+    for r, key in zip(filled, keys, strict=True):
+        b = stored.get(key)
+        value = r["value"]
+        if b is None or b.min_value <= value <= b.max_value:
+            continue
+        where = "" if r["own"] else f"unit {r['unit_code']}: "
+        side = (
+            f"below the minimum {written(b.min_value)}"
+            if value < b.min_value
+            else f"above the maximum {written(b.max_value)}"
+        )
+        message = (
+            f"{where}an outlier against the min-max bounds from the unit's last {b.history_size} periods "
+            f"({written(value)} is {side}; bounds {written(b.min_value)} to {written(b.max_value)}, "
+            f"mean ± {written(b.k)} standard deviations)"
         )
         problems.append(Problem(r["indicator_code"], r["dims"], message, "WARNING"))
     return problems

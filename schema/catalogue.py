@@ -6,19 +6,21 @@ each goes through a per-request DataLoader.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 
 import strawberry
 from strawberry.federation.schema_directives import Key
 
 from nrhub.resolvers import agencies as agency_rows
+from nrhub.resolvers import approval_levels
 from nrhub.resolvers import indicators as indicator_rows
 from nrhub.resolvers import regimes as regime_rows
 from nrhub.resolvers import units as unit_rows
+from nrhub.schema.approvals import ApprovalLevel
 from nrhub.schema.context import Info
 from nrhub.schema.relay import Node, global_id, parse_global_id
-from nrhub.schema.scalars import DecimalValue
+from nrhub.schema.scalars import DecimalValue, Period
 
 
 @strawberry.enum(description="Administrative level.")
@@ -43,15 +45,17 @@ class AgencyKind(Enum):
     MINISTRY = "MINISTRY"
     MINISTERIAL_AGENCY = "MINISTERIAL_AGENCY"
     PROVINCIAL_COMMITTEE = "PROVINCIAL_COMMITTEE"
+    COMMUNE_COMMITTEE = "COMMUNE_COMMITTEE"
     PARTNER = "PARTNER"
 
 
-@strawberry.enum(description="A = annual, S = half-year, Q = quarterly, M = monthly.")
+@strawberry.enum(description="A = annual, S = half-year, Q = quarterly, M = monthly, W = weekly (ISO 8601 weeks).")
 class Frequency(Enum):
     A = "A"
     S = "S"
     Q = "Q"
     M = "M"
+    W = "W"
 
 
 @strawberry.enum(
@@ -337,14 +341,21 @@ class Regime(Node):
     name_vi: str
     name_en: str
     legal_basis: str
-    frequency: Frequency
+    frequency: Frequency = strawberry.field(
+        description="The frequency of its periods; an ad-hoc regime's is that of the one period it asks for."
+    )
     cutoff_start_day: int = strawberry.field(
-        description="Cut-off window opens on this day of the month before the period's first month (default 15)."
+        description="Cut-off window opens on this day of the month before the period's first month (default 15). "
+        "Not used by weekly regimes (the window is the week, Monday to Sunday) nor ad-hoc ones."
     )
     cutoff_end_day: int = strawberry.field(
-        description="Cut-off window closes on this day of the period's last month (default 14)."
+        description="Cut-off window closes on this day of the period's last month (default 14); not used by "
+        "weekly or ad-hoc regimes."
     )
-    deadline_rule: str
+    deadline_rule: str = strawberry.field(
+        description="DAYS_AFTER_CUTOFF, WORKING_DAYS_AFTER_CUTOFF (a week's cut-off is its Sunday), "
+        "DAY_OF_NEXT_MONTH (not weekly), or ONE_OFF: an ad-hoc regime's deadline is `deadline`."
+    )
     deadline_value: int
     observation_status: str
     allow_early: bool = strawberry.field(
@@ -373,6 +384,35 @@ class Regime(Node):
             expiry_days=r.expiry_days,
             _row=r,
         )
+
+    @strawberry.field(
+        description="The chain of levels a submitted report climbs, level 1 first; a regime that names none has "
+        "one, its receiving agency."
+    )
+    async def approval_levels(self, info: Info) -> list[ApprovalLevel]:
+        chain = await approval_levels.chain_of(info.context.db, self.code)
+        return [ApprovalLevel.of(level, chain) for level in chain.levels]
+
+    @strawberry.field(description="The regime whose accepted reports of the units below a report consolidates.")
+    def consolidates(self) -> str | None:
+        return self._row.consolidates
+
+    @strawberry.field(
+        description="Whether this is an ad-hoc (đột xuất) regime: a one-off request for one period by one deadline."
+    )
+    def adhoc(self) -> bool:
+        return self._row.adhoc_period is not None
+
+    @strawberry.field(description="An ad-hoc regime's one period, the only one drafts open for; null if recurring.")
+    def period(self) -> Period | None:  # type: ignore[valid-type]
+        return Period(self._row.adhoc_period) if self._row.adhoc_period is not None else None
+
+    @strawberry.field(
+        description="An ad-hoc regime's one-off deadline: reports submitted after it are late, whatever the "
+        "holidays, and expiry days count from it; null if recurring."
+    )
+    def deadline(self) -> datetime | None:
+        return self._row.adhoc_deadline
 
     @strawberry.field
     async def issuing_agency(self, info: Info) -> Agency:

@@ -43,6 +43,11 @@ class Provenance:
     age_seconds: int | None = strawberry.field(
         default=None, description="For stale values: seconds since the source gave the value."
     )
+    consolidated_from: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="For a value of a report consolidated from the accepted reports of the units below "
+        "(consolidateReport): their submission ids.",
+    )
 
 
 @strawberry.type(description="The current value of one key: indicator x unit x period x disaggregation.")
@@ -74,13 +79,18 @@ class Observation(Node):
         return global_id("Observation", key)
 
     @strawberry.field
-    def provenance(self) -> Provenance:
+    async def provenance(self, info: Info) -> Provenance:
         # Made when asked for: most queries of values do not ask where each came from.
         o = self._row
         if self._computed_parts is not None:
             return Provenance(kind=ProvenanceKind.COMPUTED, stored_parts=self._computed_parts)
         if o.submission_id is not None:
-            return Provenance(kind=ProvenanceKind.SUBMISSION, submission_id=strawberry.ID(str(o.submission_id)))
+            sources = await info.context.loaders.consolidated_from_by_revision.load(o.revision_id)
+            return Provenance(
+                kind=ProvenanceKind.SUBMISSION,
+                submission_id=strawberry.ID(str(o.submission_id)),
+                consolidated_from=[strawberry.ID(str(s)) for s in sources] if sources else None,
+            )
         return Provenance(
             kind=ProvenanceKind.SOURCE, source=o.source, stale=o.stale_age is not None, age_seconds=o.stale_age
         )

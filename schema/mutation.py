@@ -7,17 +7,20 @@ nothing changes. The agency a client acts for is the one its token names, never 
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 import strawberry
 
-from nrhub.resolvers import follow_ups
+from nrhub.resolvers import approvals, consolidation, follow_ups
 from nrhub.resolvers import submissions as workflow
+from nrhub.resolvers.approval_levels import Level
 from nrhub.resolvers.errors import BadUserInput
 from nrhub.resolvers.regime_admin import ItemSpec, RegimeSpec, upsert_regime
 from nrhub.resolvers.rules import store_explanations
+from nrhub.schema.approvals import LevelActor
 from nrhub.schema.catalogue import Regime
 from nrhub.schema.context import Info
 from nrhub.schema.mutating import Key, require_scope, run_idempotent
@@ -53,6 +56,14 @@ class RegimeItemInput:
     max_value: DecimalValue | None = None  # type: ignore[valid-type]
 
 
+@strawberry.input(description="One level of a regime's approval chain.")
+class ApprovalLevelInput:
+    name_vi: str
+    name_en: str
+    acted_by: LevelActor
+    agency: str | None = strawberry.field(default=None, description="For an AGENCY level: the agency deciding.")
+
+
 @strawberry.input(description="A whole reporting regime; an existing one with this code is replaced.")
 class RegimeInput:
     code: str
@@ -61,11 +72,17 @@ class RegimeInput:
     legal_basis: str
     issuing_agency: str
     receiving_agency: str
-    frequency: str = strawberry.field(description="M, Q, S or A.")
-    deadline_rule: str = strawberry.field(
-        description="DAYS_AFTER_CUTOFF, WORKING_DAYS_AFTER_CUTOFF or DAY_OF_NEXT_MONTH."
+    frequency: str = strawberry.field(
+        description="M, Q, S, A or W (ISO weeks); or ADHOC for a one-off request, with period and deadline."
     )
-    deadline_value: int
+    deadline_rule: str | None = strawberry.field(
+        default=None,
+        description="A recurring regime's: DAYS_AFTER_CUTOFF, WORKING_DAYS_AFTER_CUTOFF (for a week, counted from "
+        "its Sunday) or DAY_OF_NEXT_MONTH (not for a week). Left out of an ad-hoc regime.",
+    )
+    deadline_value: int | None = strawberry.field(
+        default=None, description="The days of the deadline rule, or the day of the month; required with it."
+    )
     reporters: list[str] = strawberry.field(description='Agency codes, or ["PROVINCES"].')
     items: list[RegimeItemInput]
     cutoff_start_day: int = 15
@@ -78,12 +95,54 @@ class RegimeInput:
     expiry_days: int | None = strawberry.field(
         default=None, description="A report locks this many days after its deadline; null: never."
     )
+    period: Period | None = strawberry.field(  # type: ignore[valid-type]
+        default=None, description="An ad-hoc regime's one period (any period); drafts open for it alone, at once."
+    )
+    deadline: datetime | None = strawberry.field(
+        default=None,
+        description="An ad-hoc regime's one-off deadline, with its offset (2026-11-05T17:00:00+07:00); "
+        "holidays do not move it, and expiry days count from it.",
+    )
+    approval_levels: list[ApprovalLevelInput] = strawberry.field(
+        default_factory=list,
+        description="The chain of levels a submitted report climbs, level 1 first; none: the receiving agency "
+        "decides alone.",
+    )
+    publish_level: int | None = strawberry.field(
+        default=None, description="The level whose approval makes the values current observations; null: the last."
+    )
+    consolidates: str | None = strawberry.field(
+        default=None,
+        description="The regime whose accepted reports of the units below a report's unit consolidateReport combines.",
+    )
 
 
-@strawberry.enum
+@strawberry.enum(
+    description="A decision at the approval level a report awaits: ACCEPT approves it (the last level's approval "
+    "accepts the report), RETURN sends it back one level (at the first level, to its reporter, as a new draft), "
+    "UNAPPROVE takes back your level's approval while the next level has not acted."
+)
 class ReviewDecision(Enum):
     ACCEPT = "ACCEPT"
     RETURN = "RETURN"
+    UNAPPROVE = "UNAPPROVE"
+
+
+_DECISIONS = {
+    ReviewDecision.ACCEPT: approvals.Decision.APPROVE,
+    ReviewDecision.RETURN: approvals.Decision.RETURN,
+    ReviewDecision.UNAPPROVE: approvals.Decision.UNAPPROVE,
+}
+
+
+@strawberry.type(description="A draft filled from the accepted reports of the units below its own.")
+class ConsolidationResult:
+    submission: Submission
+    sources: list[int] = strawberry.field(description="The accepted reports combined (submission ids).")
+    missing_units: list[str] = strawberry.field(
+        description="Codes of the units below without an accepted report for the period: not in the figures."
+    )
+    cells: int = strawberry.field(description="How many form cells were filled.")
 
 
 @strawberry.type(description="The outcome of saving values: the draft, and the cells refused with why.")
@@ -156,24 +215,46 @@ class Mutation(LockMutations, WebhookMutations, RuleMutations):
         return await _submission(info, await run_idempotent(info, idempotency_key, "submitReport", request, change))
 
     @strawberry.mutation(
-        description="Accept (values become current observations) or return with a reason (a new draft version opens)."
+        description="Decide at the approval level the report awaits (reports:review; the level's agency, never "
+        "whoever submitted it): ACCEPT, RETURN with a reason, or UNAPPROVE. The regime's publishing level (its last "
+        "unless it names another) makes the values current observations; every decision shows in `approvals`."
     )
     async def review_report(
         self, info: Info, submission_id: int, decision: ReviewDecision, idempotency_key: Key, reason: str | None = None
     ) -> Submission | None:
         require_scope(info, "reports:review")
         actor, now = actor_of(info), info.context.clock()
-        accept = decision is ReviewDecision.ACCEPT
 
         async def change(conn: Any) -> dict[str, Any]:
-            reviewed = await workflow.review(conn, actor, submission_id, accept=accept, reason=reason, now=now)
-            if not accept:
-                # Returning reopens the report as a new version, a draft for the reporting agency.
-                await workflow.reopen(conn, actor, reviewed, now=now)
-            return {"submission": reviewed.id}
+            decided = await approvals.decide(conn, actor, submission_id, _DECISIONS[decision], reason, now=now)
+            return {"submission": decided.submission.id}
 
         request = {"submission": submission_id, "decision": decision.value, "reason": reason}
         return await _submission(info, await run_idempotent(info, idempotency_key, "reviewReport", request, change))
+
+    @strawberry.mutation(
+        description="Fill your draft's cells from the accepted reports, for the same period, of the units directly "
+        "below your report's unit, under the regime it consolidates: each cell by its indicator's aggregation rule. "
+        "The cells are saved as your own save would be and show the reports they came from (provenance)."
+    )
+    async def consolidate_report(
+        self, info: Info, submission_id: int, idempotency_key: Key
+    ) -> ConsolidationResult | None:
+        require_scope(info, "reports:submit")
+        actor, now = actor_of(info), info.context.clock()
+
+        async def change(conn: Any) -> dict[str, Any]:
+            done = await consolidation.consolidate(conn, actor, submission_id, now=now)
+            return {"submission": done.submission.id, "sources": done.sources, "missing": done.missing,
+                    "cells": done.cells}  # fmt: skip
+
+        result = await run_idempotent(info, idempotency_key, "consolidateReport", {"submission": submission_id}, change)
+        return ConsolidationResult(
+            submission=await _submission(info, result),
+            sources=result["sources"],
+            missing_units=result["missing"],
+            cells=result["cells"],
+        )
 
     @strawberry.mutation(
         description="Correct figures of an accepted report: its next version, holding the accepted cells with "
@@ -262,6 +343,14 @@ class Mutation(LockMutations, WebhookMutations, RuleMutations):
             jump_threshold=input.jump_threshold,
             allow_early=input.allow_early,
             expiry_days=input.expiry_days,
+            period=input.period,
+            deadline=input.deadline,
+            levels=[
+                Level(n, lv.name_vi, lv.name_en, lv.acted_by.value, lv.agency)
+                for n, lv in enumerate(input.approval_levels, start=1)
+            ],
+            publish_level=input.publish_level,
+            consolidates=input.consolidates,
         )
 
         async def change(conn: Any) -> dict[str, Any]:

@@ -10,11 +10,12 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
-from nrhub.resolvers import follow_ups, period_locks, rules
+from nrhub.resolvers import approval_levels, approvals, follow_ups, period_locks, rules
 from nrhub.resolvers import reports as report_rows
 from nrhub.resolvers import submissions as workflow
 from nrhub.resolvers.errors import Forbidden, NotFound
 from nrhub.resolvers.validation import validate_values
+from nrhub.schema.approvals import ApprovalLevel, ApprovalStep
 from nrhub.schema.catalogue import AdministrativeUnit, Agency, Regime, load_unit
 from nrhub.schema.context import Info
 from nrhub.schema.mutating import actor_of  # noqa: F401 (re-exported for the mutations' modules)
@@ -55,6 +56,10 @@ class SubmissionValue:
     value: DecimalValue  # type: ignore[valid-type]
     comment: str | None = strawberry.field(description="The reporter's note on the figure.")
     follow_up: FollowUpMark | None = strawberry.field(description="Null when the figure was never marked.")
+    consolidated_from: list[int] | None = strawberry.field(
+        description="For a figure consolidated from the accepted reports of the units below (consolidateReport): "
+        "their submission ids; null for a figure entered."
+    )
 
 
 @strawberry.type(description="A problem of a report, with the cell it concerns.")
@@ -159,9 +164,24 @@ class Submission(Node):
                 value=v.value,
                 comment=v.comment,
                 follow_up=FollowUpMark(**asdict(mark)) if (mark := marks.get(report_rows.cell_key(v))) else None,
+                consolidated_from=v.consolidated_from,
             )
             for v in await report_rows.readable_values(info.context.db, self._row, visibility(info))
         ]
+
+    @strawberry.field(
+        description="The decisions on this version at its regime's approval levels, oldest first: who, when, why."
+    )
+    async def approvals(self, info: Info) -> list[ApprovalStep]:
+        return [ApprovalStep.of(s) for s in await approvals.steps_of(info.context.db, self._row.id)]
+
+    @strawberry.field(description="The approval level a submitted report awaits; null when it awaits none.")
+    async def awaiting(self, info: Info) -> ApprovalLevel | None:
+        if self._row.status != "SUBMITTED":
+            return None
+        chain = await approval_levels.chain_of(info.context.db, self._row.regime_code)
+        approved = approvals.standing(await approvals.steps_of(info.context.db, self._row.id))
+        return ApprovalLevel.of(chain.at(min(len(approved) + 1, chain.last)), chain)
 
     @strawberry.field(description="Every version of this report, oldest first.")
     async def versions(self, info: Info) -> list[Submission]:
@@ -247,8 +267,7 @@ async def visible_submission(info: Info, submission_id: int) -> workflow.Submiss
     row = await workflow.fetch_submission(info.context.db, submission_id)
     if row is None:
         raise NotFound(f"there is no submission {submission_id}")
-    receiving = await info.context.db.fetchval("SELECT receiving_agency FROM regime WHERE code = $1", row.regime_code)
-    if not report_rows.may_see(visibility(info), row, receiving):
+    if not await report_rows.may_see(info.context.db, visibility(info), row):
         raise Forbidden("this report belongs to another agency")
     return row
 

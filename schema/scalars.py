@@ -51,7 +51,8 @@ SCALAR_MAP = {
     Period: strawberry.scalar(
         name="Period",
         description="A reporting period in SDMX notation: 2026 (year), 2026-S1 (half), 2026-Q3 "
-        "(quarter) or 2026-M10 (month). Anything else is refused with BAD_USER_INPUT.",
+        "(quarter), 2026-M10 (month) or 2026-W05 (ISO 8601 week, Monday to Sunday; W53 only in a year "
+        "that has it). Anything else is refused with BAD_USER_INPUT.",
         serialize=str,
         parse_value=_parse_period,
     ),

@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import strawberry
 
-from nrhub.resolvers import aggregates
+from nrhub.resolvers import aggregates, approval_levels
 from nrhub.resolvers import observations as observation_rows
 from nrhub.resolvers import submissions as workflow
 from nrhub.resolvers.errors import Forbidden
@@ -33,7 +33,14 @@ from nrhub.schema.selection import readable_codes, unit_ids_of
 
 # Reminders (resolvers.reminders) reach the same subscribers: the reporter that owes the report, and the
 # regime's receiving agency; their keys are all they carry.
-SUBMISSION_EVENTS = {"submission.submitted", "submission.accepted", "submission.returned", *REMINDER_EVENTS}
+SUBMISSION_EVENTS = {
+    "submission.submitted",
+    "submission.approved",  # at a level below the last (resolvers.approvals)
+    "submission.level_returned",  # sent back one level, still submitted
+    "submission.accepted",
+    "submission.returned",
+    *REMINDER_EVENTS,
+}
 _SELECT_CHANGED = """
 SELECT revision_id, indicator_code, unit_id, period, dims, value, status, submission_id, source
 FROM observation_current
@@ -104,8 +111,9 @@ def _hub(info: Info) -> EventHub:
 @strawberry.type
 class Subscription:
     @strawberry.subscription(
-        description="Reports submitted, accepted or returned, as it happens; and reminders of reports due soon or "
-        "overdue (type reminder.before_deadline or reminder.overdue, with regime, period and the agency that owes it)."
+        description="Reports submitted, approved at a level, sent back a level, accepted or returned, as it "
+        "happens; and reminders of reports due soon or overdue (type reminder.before_deadline or "
+        "reminder.overdue, with regime, period and the agency that owes it)."
     )
     async def submission_events(
         self,
@@ -116,10 +124,7 @@ class Subscription:
     ) -> AsyncGenerator[SubmissionEvent, None]:
         seen = visibility(info)  # FORBIDDEN here, at subscribe time, without the scopes to read reports
         hub, scope = _hub(info), info.context.scope
-        received = {
-            r["code"]
-            for r in await info.context.db.fetch("SELECT code FROM regime WHERE receiving_agency = $1", seen.agency)
-        }
+        decided = await approval_levels.decides(info.context.db, seen.agency)
 
         def wants(event: dict[str, Any]) -> bool:
             return (
@@ -127,7 +132,11 @@ class Subscription:
                 and regime in (None, event.get("regime"))
                 and period in (None, event.get("period"))
                 and agency in (None, event.get("agency"))
-                and (seen.everything or seen.agency == event.get("agency") or event.get("regime") in received)
+                and (
+                    seen.everything
+                    or seen.agency == event.get("agency")
+                    or decided.covers(str(event.get("regime")), int(event.get("unit", 0)))
+                )
                 and scope.covers_unit(int(event.get("unit", 0)))
             )
 

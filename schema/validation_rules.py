@@ -1,4 +1,5 @@
-"""Validation rules in GraphQL: defining them (admin), listing them, and analysing stored data."""
+"""Validation rules in GraphQL: defining them (admin), listing them, and analysing stored data;
+with them, outlier methods and min-max bounds (schema/outlier_bounds.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from nrhub.resolvers.periods import Period as PeriodValue
 from nrhub.resolvers.periods import period_range
 from nrhub.schema.context import Info
 from nrhub.schema.mutating import Key, actor_of, require_scope, run_idempotent
+from nrhub.schema.outlier_bounds import OutlierMutations, OutlierQueries
 from nrhub.schema.scalars import DecimalValue, Period
 
 
@@ -122,7 +124,7 @@ class ValidationAnalysis:
 
 
 @strawberry.type
-class RuleQueries:
+class RuleQueries(OutlierQueries):
     @strawberry.field(
         description="Validation rules by code (with regime, those checked under it): those whose every "
         "indicator you may read, or all of them for admin."
@@ -182,7 +184,7 @@ class RuleQueries:
 
 
 @strawberry.type
-class RuleMutations:
+class RuleMutations(OutlierMutations):
     @strawberry.mutation(description="Create or replace a validation rule (admin); its cells are checked.")
     async def upsert_validation_rule(
         self, info: Info, input: ValidationRuleInput, idempotency_key: Key

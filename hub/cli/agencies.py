@@ -39,15 +39,22 @@ def add_agency_commands(commands: argparse._SubParsersAction, with_database: Wit
         "create",
         help="add an agency (audited; the catalogue is sealed again)",
         description="Add an agency, so that clients and people of it can be registered. A PROVINCIAL_COMMITTEE "
-        "names the current province it reports for (one committee per province); other kinds name none. The "
-        "addition is audited and the catalogue sealed again, so `nrhub audit verify` keeps passing.",
+        "names the current province it reports for, a COMMUNE_COMMITTEE its commune (one committee per unit); other "
+        "kinds name none. The addition is audited and the catalogue sealed again, so `nrhub audit verify` keeps "
+        "passing.",
     )
     create.add_argument("--code", required=True, help="2-32 upper-case letters, digits or _, e.g. BKHCN")
     create.add_argument("--name-vi", required=True, help="the Vietnamese name")
     create.add_argument("--name-en", required=True, help="the English name")
     create.add_argument("--short-code", help="the abbreviation people use (default: the code)")
     create.add_argument("--kind", choices=[k.value for k in AgencyKind], default=AgencyKind.PARTNER.value)
-    create.add_argument("--province", metavar="CODE", help="for a PROVINCIAL_COMMITTEE: the province, e.g. 79")
+    create.add_argument(
+        "--unit",
+        "--province",
+        dest="unit",
+        metavar="CODE",
+        help="for a PROVINCIAL_COMMITTEE its province (e.g. 79), for a COMMUNE_COMMITTEE its commune (e.g. 26734)",
+    )
     create.add_argument("--valid-from", type=_day, metavar="YYYY-MM-DD", help="in force from (default: today)")
     create.add_argument("--notes")
     create.set_defaults(run=lambda settings, args: with_database(settings, lambda url: _create(url, args)))
@@ -73,7 +80,7 @@ async def _create(url: str, args: argparse.Namespace) -> int:
         name_vi=args.name_vi,
         name_en=args.name_en,
         kind=AgencyKind(args.kind),
-        province=args.province,
+        unit=args.unit,
         valid_from=args.valid_from or now.date(),
         notes=args.notes,
     )

@@ -23,6 +23,7 @@ from nrhub.cli.access import add_auth_commands
 from nrhub.cli.agencies import add_agency_commands
 from nrhub.cli.audit import add_audit_commands
 from nrhub.cli.catalogue import add_catalogue_commands
+from nrhub.cli.locks import add_lock_commands
 from nrhub.cli.regimes import add_regime_commands
 from nrhub.cli.rules import add_rule_commands
 from nrhub.cli.webhooks import add_webhook_commands
@@ -128,6 +129,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_regime_commands(commands, _with_database)
     add_rule_commands(commands, _with_database)
     add_webhook_commands(commands, _with_database)
+    add_lock_commands(commands, _with_database)
     add_catalogue_commands(commands, _with_database)
     add_agency_commands(commands, _with_database)
     return parser

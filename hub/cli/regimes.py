@@ -11,7 +11,7 @@
     legal_basis = "Decree 09/2019/NĐ-CP"
     issuing_agency = "VPCP"
     receiving_agency = "VPCP"
-    frequency = "M"                      # M, Q, S or A; every item's indicator has this periodicity
+    frequency = "M"                      # M, Q, S, A or W; every item's indicator has this periodicity
     cutoff_start_day = 15                # optional; Decree 09/2019 default
     cutoff_end_day = 14                  # optional
     deadline = { rule = "WORKING_DAYS_AFTER_CUTOFF", days = 2 }   # or DAYS_AFTER_CUTOFF, DAY_OF_NEXT_MONTH
@@ -22,7 +22,34 @@
     reporters = "PROVINCES"              # or a list of agency codes
     items = [ { indicator = "RETAIL", min = 0 }, { indicator = "EXPORT", disaggregation = "OWNERSHIP=FDI" } ]
 
-A regime named in the file is written whole: its reporters and form become the file's. Holidays in
+A weekly regime (frequency = "W", periods 2026-W05) has the week as its cut-off window (leave the
+cut-off days out) and counts DAYS_AFTER_CUTOFF or WORKING_DAYS_AFTER_CUTOFF from the week's Sunday;
+DAY_OF_NEXT_MONTH is refused. An ad-hoc (đột xuất) regime is a one-off request for one period by one
+instant: no cut-off days, no deadline rule, holidays do not move it; its items have the period's
+periodicity.
+
+    [[regime]]
+    code = "BC_THIET_HAI_BAO_10"
+    # ... names, legal basis, agencies, reporters and items as above
+    frequency = "ADHOC"
+    period = "2026-M10"                  # the one period it asks for: any period
+    deadline = 2026-11-05T17:00:00+07:00  # the one-off deadline, with its offset (or the same, quoted)
+
+A regime names its approval chain, level 1 first (none: the receiving agency decides alone), the level
+whose approval publishes the values (default: the last), and the regime it consolidates:
+
+    [[regime]]
+    code = "BC_TINH_THANG"
+    # ... as above
+    consolidates = "BC_XA_THANG"         # optional: consolidateReport combines its communes' reports
+    publish_level = 3                    # optional
+    levels = [
+      { name_vi = "UBND tỉnh phê duyệt", name_en = "Provincial committee approves", acted_by = "REPORTER" },
+      { name_vi = "Bộ tiếp nhận", name_en = "Ministry accepts", acted_by = "AGENCY", agency = "BNV" },
+      { name_vi = "Văn phòng Chính phủ", name_en = "Government Office", acted_by = "AGENCY", agency = "VPCP" },
+    ]                                    # acted_by: REPORTER, UNIT_ABOVE (the unit above's committee) or AGENCY
+
+A regime named in the file is written whole: its reporters, form and levels become the file's. Holidays in
 the file are added to the stored list (a day already there takes the file's name) and no day is
 removed; with --replace-holidays the file's list becomes the whole list, and a stored day it does
 not name stops being a holiday. Either way the output says how many days the list held before and
@@ -44,6 +71,7 @@ from nrhub.auth.operator_errors import OperatorError
 from nrhub.config.settings import Settings
 from nrhub.config.toml_files import read_toml
 from nrhub.db.pools import connect
+from nrhub.resolvers.approval_levels import Level
 from nrhub.resolvers.audit import Actor, append_entry
 from nrhub.resolvers.errors import BadUserInput
 from nrhub.resolvers.regime_admin import (
@@ -138,15 +166,19 @@ def _spec(raw: dict[str, Any], file: Path) -> RegimeSpec:
         "cutoff_start_day",
         "cutoff_end_day",
         "deadline",
+        "period",
         "observation_status",
         "jump_threshold",
         "allow_early",
         "expiry_days",
         "reporters",
         "items",
+        "levels",
+        "publish_level",
+        "consolidates",
     }
     try:
-        deadline = raw["deadline"]
+        rule, days, one_off = _deadline(raw.get("deadline"), raw.get("code", "?"), file)
         reporters = raw["reporters"]
         return RegimeSpec(
             code=raw["code"],
@@ -156,8 +188,8 @@ def _spec(raw: dict[str, Any], file: Path) -> RegimeSpec:
             issuing_agency=raw["issuing_agency"],
             receiving_agency=raw["receiving_agency"],
             frequency=raw["frequency"],
-            deadline_rule=deadline["rule"],
-            deadline_value=int(deadline.get("days", deadline.get("day", 0))),
+            deadline_rule=rule,
+            deadline_value=days,
             reporters=["PROVINCES"] if reporters == "PROVINCES" else list(reporters),
             items=[
                 ItemSpec(
@@ -175,10 +207,40 @@ def _spec(raw: dict[str, Any], file: Path) -> RegimeSpec:
             jump_threshold=_decimal(raw.get("jump_threshold")),
             allow_early=bool(raw.get("allow_early", False)),
             expiry_days=None if raw.get("expiry_days") is None else int(raw["expiry_days"]),
+            period=None if raw.get("period") is None else str(raw["period"]),
+            deadline=one_off,
+            levels=[
+                Level(n, lv["name_vi"], lv["name_en"], lv["acted_by"], lv.get("agency"))
+                for n, lv in enumerate(raw.get("levels", []), start=1)
+            ],
+            publish_level=None if raw.get("publish_level") is None else int(raw["publish_level"]),
+            consolidates=raw.get("consolidates"),
             extra={k: v for k, v in raw.items() if k not in known},
         )
     except (KeyError, TypeError) as exc:
         raise RegimeFileError(f"{file}: regime {raw.get('code', '?')} lacks or mistypes {exc}") from None
+
+
+def _deadline(raw: Any, code: str, file: Path) -> tuple[str | None, int | None, datetime | None]:
+    """(rule, days, None) from a recurring regime's ``{ rule = ..., days = N }``; (None, None, instant)
+    from an ad-hoc one's instant, a TOML offset date-time or the same written as a string. An instant
+    without an offset is passed on, for upsert_regime to refuse with the others' reasons."""
+    if raw is None:
+        return None, None, None
+    if isinstance(raw, dict):
+        days: Any = raw.get("days", raw.get("day", 0))
+        return raw.get("rule"), int(days), None
+    if isinstance(raw, str):
+        try:
+            return None, None, datetime.fromisoformat(raw)
+        except ValueError:
+            pass
+    elif isinstance(raw, datetime):
+        return None, None, raw
+    raise RegimeFileError(
+        f"{file}: regime {code}: deadline is either {{ rule = ..., days = N }} or an instant with its offset,"
+        f" e.g. 2026-11-05T17:00:00+07:00; got {raw!r}"
+    )
 
 
 def _decimal(value: Any) -> Decimal | None:

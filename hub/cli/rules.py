@@ -1,5 +1,5 @@
 """``nrhub rules import FILE`` and ``nrhub rules analyse``: validation rules from TOML, and their
-analysis over the stored data.
+analysis over the stored data (``rules outliers`` and ``rules bounds``: hub/cli/outlier_bounds.py).
 
     [[rule]]
     code = "DOSSIERS_ONLINE_LE_TOTAL"
@@ -32,6 +32,7 @@ from typing import Any
 
 from nrhub.auth.operator_errors import OperatorError
 from nrhub.cli import usage
+from nrhub.cli.outlier_bounds import add_outlier_commands
 from nrhub.config.settings import Settings
 from nrhub.config.toml_files import read_toml
 from nrhub.db.pools import connect
@@ -77,6 +78,7 @@ def add_rule_commands(
     analysis.add_argument("--rule", action="append", help="a rule code (repeatable; default: every rule)")
     analysis.add_argument("--regime", action="append", help="rules checked under this regime (repeatable)")
     analysis.set_defaults(run=lambda settings, args: _analyse(settings, args, with_database))
+    add_outlier_commands(sub, with_database)
     rules.set_defaults(run=lambda settings, args: usage(rules))
 
 

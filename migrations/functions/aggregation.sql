@@ -20,15 +20,20 @@
 -- indicator's decimals where they are computed, by PostgreSQL's round (half away from zero); a
 -- stored value keeps its digits. A mean of means uses the rounded means, the figures a reader sees.
 
+-- A week (2026-W05, migration 0018) ends on its Sunday.
 CREATE OR REPLACE FUNCTION period_end(p text) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN (period_start(p) + make_interval(months => CASE period_frequency(p)
-        WHEN 'A' THEN 12 WHEN 'S' THEN 6 WHEN 'Q' THEN 3 ELSE 1 END))::date - 1;
+    RETURN CASE WHEN period_frequency(p) = 'W' THEN period_start(p) + 6
+        ELSE (period_start(p) + make_interval(months => CASE period_frequency(p)
+            WHEN 'A' THEN 12 WHEN 'S' THEN 6 WHEN 'Q' THEN 3 ELSE 1 END))::date - 1 END;
 
--- The periods of frequency f that make up p (NULL when f is coarser than p).
+-- The periods of frequency f that make up p (NULL when f is coarser than p). Weeks and the other
+-- frequencies never combine (a week may cross a month's end): NULL between them, p for a week in weeks.
 CREATE OR REPLACE FUNCTION subperiods(p text, f text) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    RETURN (
+    RETURN CASE WHEN 'W' IN (f, period_frequency(p)) THEN
+        CASE WHEN f = period_frequency(p) THEN ARRAY[p] END
+    ELSE (
         WITH steps(freq, months) AS (VALUES ('A', 12), ('S', 6), ('Q', 3), ('M', 1)),
         sizes AS (SELECT (SELECT months FROM steps WHERE freq = period_frequency(p)) AS outer_m,
                          (SELECT months FROM steps WHERE freq = f) AS inner_m)
@@ -40,7 +45,7 @@ CREATE OR REPLACE FUNCTION subperiods(p text, f text) RETURNS text[]
                 ELSE '-M' || to_char(d, 'MM') END
             FROM generate_series(period_start(p), period_end(p), make_interval(months => inner_m)) AS d
             ORDER BY d) END
-        FROM sizes);
+        FROM sizes) END;
 
 CREATE OR REPLACE FUNCTION status_rank(s text) RETURNS int
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

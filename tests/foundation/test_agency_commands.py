@@ -110,7 +110,9 @@ NAMES = ("--name-vi", "Thử", "--name-en", "Test")
         (("--code", "UBND_ZZ", *NAMES, "--kind", "PROVINCIAL_COMMITTEE", "--province", "99"), "no current province 99"),
         (("--code", "UBND_ZZ", *NAMES, "--kind", "PROVINCIAL_COMMITTEE", "--province", "79"), "agency UBND_79"),
         (("--code", "UBND_ZZ", *NAMES, "--kind", "PROVINCIAL_COMMITTEE"), "names the province it reports for"),
-        (("--code", "PARTNER_X", *NAMES, "--province", "79"), "only a PROVINCIAL_COMMITTEE reports for a province"),
+        (("--code", "PARTNER_X", *NAMES, "--province", "79"), "only a committee reports for a unit"),
+        (("--code", "UBND_X", *NAMES, "--kind", "COMMUNE_COMMITTEE", "--unit", "79"), "no current commune 79"),
+        (("--code", "UBND_X", *NAMES, "--kind", "COMMUNE_COMMITTEE"), "names the commune it reports for"),
     ],
 )
 async def test_a_mistake_is_one_line_and_adds_nothing(agencies_url: str, args: tuple[str, ...], message: str) -> None:

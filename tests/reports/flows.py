@@ -10,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from nrhub.resolvers import approvals
 from nrhub.resolvers import submissions as workflow
 from nrhub.resolvers.audit import GENESIS, Actor
 
@@ -73,7 +74,7 @@ async def accepted_report(
     async with conn.transaction():
         await workflow.submit(conn, actor, draft.id, now=now)
     async with conn.transaction():
-        await workflow.review(conn, office, draft.id, accept=True, reason=None, now=now)
+        await approvals.decide(conn, office, draft.id, approvals.Decision.APPROVE, None, now=now)
     return draft.id
 
 

@@ -76,7 +76,7 @@ async def test_admin_creates_and_changes_a_regime(gql, token_for, pool) -> None:
     assert changed["data"]["upsertRegime"]["deadlineValue"] == 12
     denied = await gql(reader, UPSERT, i=regime, k=str(uuid.uuid4()))
     assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
-    bad = await gql(admin, UPSERT, i=regime | {"frequency": "W"}, k=str(uuid.uuid4()))
+    bad = await gql(admin, UPSERT, i=regime | {"frequency": "D"}, k=str(uuid.uuid4()))
     assert bad["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     actions = [
         r["action"]

@@ -58,7 +58,14 @@ MATRIX = {
     "reviewReport": (
         "reviewer",
         # observation_latest keeps its rows: the demo has later months of these figures.
-        {"submission", "audit_entry", "idempotency_key", "observation_revision", "observation_current"},
+        {
+            "submission",
+            "submission_approval",
+            "audit_entry",
+            "idempotency_key",
+            "observation_revision",
+            "observation_current",
+        },
     ),
     "correctValue": ("reporter", {"submission", "submission_value", "audit_entry", "idempotency_key"}),
     "upsertRegime": ("admin", {"regime", "regime_reporter", "regime_item", "audit_entry", "idempotency_key"}),

@@ -48,6 +48,8 @@ REQUEST_ROLE = {
     "regime": {S, I, U},  # upsertRegime
     "regime_reporter": {S, I, D},
     "regime_item": {S, I, D},
+    "regime_level": {S, I, D},  # a regime's approval chain, replaced whole by upsertRegime (migration 0020)
+    "submission_approval": {S, I},  # decisions at approval levels: appended, never changed
     "holiday": {S},  # replaced by `nrhub regimes import` only
     # Lock exceptions and follow-up marks (migrations 0014, 0017): appended by the receiving agency, never changed.
     "lock_exception": {S, I},
@@ -56,6 +58,9 @@ REQUEST_ROLE = {
     "validation_rule": {S, I, U, D},
     "validation_rule_regime": {S, I, D},
     "submission_explanation": {S, I},
+    # Outlier methods (setOutlierMethod) and min-max bounds (generateOutlierBounds replaces a unit's), migration 0019.
+    "outlier_method": {S, I, U},
+    "outlier_bounds": {S, I, D},
     # OAuth: clients and people are registered by the CLI; codes, refresh tokens, revocations and
     # rate limits are the token endpoints' own state.
     "oauth_client": {S},

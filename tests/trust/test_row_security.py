@@ -21,6 +21,7 @@ import pytest
 from nrhub.auth.principal import Grants
 from nrhub.config.settings import Settings
 from nrhub.db.pools import create_pool, request_url
+from nrhub.resolvers import approvals
 from nrhub.resolvers import submissions as workflow
 from nrhub.resolvers.audit import Actor, verify_chain, verify_served
 from nrhub.resolvers.granted import Granted
@@ -178,7 +179,7 @@ async def test_a_reviewer_who_may_read_nothing_accepts_and_corrections_chain(wor
 
             async def review(submission_id: int) -> None:
                 async def change(conn) -> dict:
-                    await workflow.review(conn, office, submission_id, accept=True, reason=None, now=now)
+                    await approvals.decide(conn, office, submission_id, approvals.Decision.APPROVE, None, now=now)
                     return {}
 
                 await idempotent(db, office.client, str(uuid.uuid4()), "reviewReport", {"s": submission_id}, change)
