@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
 import pytest
 
-from nrhub.resolvers.agencies import AgencyKind, NewAgency, insert_agency
-from nrhub.resolvers.audit import Actor
 from tests.reports.test_lifecycle import OPEN, SAVE, SUBMIT, key
 from tests.reports.test_live import connected, next_payload, nothing_within, start
 
@@ -64,21 +61,22 @@ def _refused(answer: dict) -> tuple[str, str]:
 
 
 @pytest.fixture
-async def communes(pool) -> list[tuple[str, str]]:
-    """Two communes of Hồ Chí Minh City with committees of their own: (agency, commune code)."""
+async def communes(pool, nrhub, database_url) -> list[tuple[str, str]]:
+    """Two communes of Hồ Chí Minh City with committees of their own, added as an operator adds them
+    (audited, the catalogue sealed again): (agency, commune code)."""
+    codes = await pool.fetch(
+        "SELECT c.code FROM admin_unit c JOIN admin_unit p ON p.id = c.parent_id"
+        " WHERE p.code = '79' AND c.valid_to IS NULL AND NOT EXISTS (SELECT 1 FROM agency WHERE unit_id = c.id)"
+        " ORDER BY c.code LIMIT 2"
+    )
     made = []
-    async with pool.acquire() as conn, conn.transaction():
-        codes = await conn.fetch(
-            "SELECT c.code FROM admin_unit c JOIN admin_unit p ON p.id = c.parent_id"
-            " WHERE p.code = '79' AND c.valid_to IS NULL AND NOT EXISTS (SELECT 1 FROM agency WHERE unit_id = c.id)"
-            " ORDER BY c.code LIMIT 2"
-        )
-        for row in codes:
-            agency = f"UBND_X{row['code']}"
-            new = NewAgency(agency, agency, f"UBND xã {row['code']}", f"Commune {row['code']}",
-                            AgencyKind.COMMUNE_COMMITTEE, row["code"], datetime(2025, 7, 1).date())  # fmt: skip
-            await insert_agency(conn, Actor(None, None, "test"), new, now=datetime.now(UTC))
-            made.append((agency, row["code"]))
+    for row in codes:
+        agency = f"UBND_X{row['code']}"
+        added = await nrhub("agencies", "create", "--code", agency, "--name-vi", f"UBND xã {row['code']}",
+                            "--name-en", f"Commune {row['code']}", "--kind", "COMMUNE_COMMITTEE",
+                            "--unit", row["code"], database_url=database_url)  # fmt: skip
+        assert added.returncode == 0, added
+        made.append((agency, row["code"]))
     assert len(made) == 2
     return made
 
