@@ -13,8 +13,10 @@ is inside the signed text so that a captured request cannot be replayed later wi
 
 Where a URL may point is checked before each attempt on the addresses its host resolves to: public
 addresses, loopback only when the operator allows it (development), and the private networks the
-operator names (a closed government network). Redirects are not followed, and the answer's body is
-never read: only its status counts.
+operator names (a closed government network). The request then goes to the address checked, with
+the URL's host in ``Host`` and in TLS (SNI and the certificate's name): a name that resolves
+elsewhere a moment later (DNS rebinding) cannot move it. Redirects are not followed, and the
+answer's body is never read: only its status counts.
 """
 
 from __future__ import annotations
@@ -109,14 +111,16 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
-async def check_address(url: str, policy: DeliveryPolicy) -> None:
-    """Raise RefusedAddress unless every address the URL's host resolves to may be called."""
+async def check_address(url: str, policy: DeliveryPolicy) -> str:
+    """The address to call for the URL: raise RefusedAddress unless every address its host resolves
+    to may be called."""
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise RefusedAddress(f"cannot resolve {host}: {exc}") from exc
+    allowed = []
     for info in infos:
         address = ipaddress.ip_address(str(info[4][0]).partition("%")[0])
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -126,6 +130,21 @@ async def check_address(url: str, policy: DeliveryPolicy) -> None:
                 f"{host} resolves to {address}, which webhooks may not reach "
                 "(settings webhook_allow_loopback, webhook_allowed_networks)"
             )
+        allowed.append(address)
+    if not allowed:
+        raise RefusedAddress(f"cannot resolve {host}: no address")
+    return str(allowed[0])
+
+
+def pinned(url: str, address: str) -> tuple[str, str, dict[str, str]]:
+    """The URL with its host replaced by the checked address, the Host header it had, and the TLS
+    name to verify (httpx's ``sni_hostname``): the request reaches what was checked, as the name."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    at = f"[{address}]" if ":" in address else address
+    netloc = f"{at}:{parts.port}" if parts.port else at
+    tls = {"sni_hostname": host} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), parts.netloc.rpartition("@")[2], tls
 
 
 def _allowed(address: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: DeliveryPolicy) -> bool:
@@ -146,12 +165,13 @@ async def claim(conn: asyncpg.Connection, policy: DeliveryPolicy) -> list[Claime
 async def send(http: httpx.AsyncClient, delivery: Claimed, policy: DeliveryPolicy) -> Outcome:
     """POST one delivery, signed; any 2xx answer delivers it, anything else (or nothing) does not."""
     try:
-        await check_address(delivery.url, policy)
+        url, host, tls = pinned(delivery.url, await check_address(delivery.url, policy))
     except RefusedAddress as exc:
         return Outcome(False, None, str(exc))
     body = orjson.dumps({"delivery": delivery.id, **orjson.loads(delivery.payload)})
     timestamp = str(int(time.time()))
     headers = {
+        "Host": host,
         "Content-Type": "application/json",
         "User-Agent": "nrhub-webhooks/1",
         "X-Hub-Event": delivery.event,
@@ -162,7 +182,7 @@ async def send(http: httpx.AsyncClient, delivery: Claimed, policy: DeliveryPolic
     }
     try:
         async with asyncio.timeout(policy.timeout):  # the whole exchange, not each read
-            async with http.stream("POST", delivery.url, content=body, headers=headers) as response:
+            async with http.stream("POST", url, content=body, headers=headers, extensions=tls) as response:
                 code = response.status_code  # the body is never read: a receiver cannot make the hub buffer
     except (httpx.HTTPError, TimeoutError, OSError) as exc:
         return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500] if str(exc) else type(exc).__name__)
