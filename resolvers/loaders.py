@@ -18,6 +18,7 @@ from nrhub.resolvers.indicators import (
     list_indicators_by_agency,
 )
 from nrhub.resolvers.observations import fetch_observations
+from nrhub.resolvers.period_locks import locks_of
 from nrhub.resolvers.queryable import Queryable
 from nrhub.resolvers.regimes import fetch_regimes, list_items, list_reporters
 from nrhub.resolvers.scope import Scope
@@ -78,6 +79,7 @@ class Loaders:
     items_by_regime = _PerRequest(list_items, "readable")
     observation_by_revision = _PerRequest(fetch_observations, "scope")
     consolidated_from_by_revision = _PerRequest(fetch_consolidated_from)
+    lock_by_report = _PerRequest(locks_of)
 
     def __init__(
         self,

@@ -10,6 +10,7 @@ A lock never rewrites timeliness: a report submitted under an exception after it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,19 +47,32 @@ class Lock:
 
 _COLUMNS = "id, regime_code, agency_code, period, reason, opened_by, opened_at, expires_at"
 # The rule itself is SQL (migration 0014), so that reads filtering by it apply the same one.
-_SELECT_LOCK = """
-SELECT report_locks_at($1, $4) AS locks_at, report_locked($1, $2, $3, $4, $5) AS locked,
-       report_lock_exception($1, $2, $3, $5) AS exception
+_SELECT_LOCKS = """
+SELECT report_locks_at(k.regime, k.deadline) AS locks_at,
+       report_locked(k.regime, k.agency, k.period, k.deadline, k.at) AS locked,
+       report_lock_exception(k.regime, k.agency, k.period, k.at) AS exception
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+     WITH ORDINALITY AS k(regime, agency, period, deadline, at, n)
+ORDER BY k.n
 """
+LockKey = tuple[str, str, str, datetime, datetime]  # regime, agency, period, deadline, at
+
+
+async def locks_of(db: asyncpg.Connection | asyncpg.Pool, keys: Sequence[LockKey]) -> list[Lock]:
+    """``lock_of`` for many reports in one statement (a list of reports asks for each one's lock)."""
+    rows = await db.fetch(_SELECT_LOCKS, *(list(column) for column in zip(*keys, strict=True)))
+    locks = []
+    for r in rows:
+        exception = await fetch_exception(db, r["exception"]) if r["exception"] is not None else None
+        locks.append(Lock(r["locks_at"], exception, r["locked"]))
+    return locks
 
 
 async def lock_of(
     conn: asyncpg.Connection | asyncpg.Pool, regime: str, agency: str, period: str, deadline: datetime, now: datetime
 ) -> Lock:
     """The lock of the report (regime, agency, period) due at ``deadline``, as it stands at ``now``."""
-    row = await conn.fetchrow(_SELECT_LOCK, regime, agency, period, deadline, now)
-    exception = await fetch_exception(conn, row["exception"]) if row["exception"] is not None else None
-    return Lock(row["locks_at"], exception, row["locked"])
+    return (await locks_of(conn, [(regime, agency, period, deadline, now)]))[0]
 
 
 async def fetch_exception(conn: asyncpg.Connection | asyncpg.Pool, exception_id: int) -> LockException:

@@ -128,9 +128,10 @@ class Submission(Node):
 
     async def _lock(self, info: Info) -> period_locks.Lock:
         r = self._row
-        return await period_locks.lock_of(
-            info.context.db, r.regime_code, r.agency_code, r.period, r.deadline, info.context.clock()
+        lock: period_locks.Lock = await info.context.loaders.lock_by_report.load(
+            (r.regime_code, r.agency_code, r.period, r.deadline, info.context.clock())
         )
+        return lock
 
     @strawberry.field
     async def regime(self, info: Info) -> Regime:
