@@ -136,7 +136,8 @@ def response(result: ExecutionResult) -> dict[str, Any]:
 @pytest.fixture
 async def run(pool, all_indicators):
     """Run a document through an executor, as the HTTP endpoint does; the response as JSON."""
-    limits = Limits(max_depth=12, max_aliases=30, max_directives=20, max_string_length=10_000)
+    # Generous limits: the random documents below grow with the schema, and limits are not what is compared.
+    limits = Limits(max_depth=12, max_aliases=200, max_directives=20, max_string_length=10_000)
     executors = {
         plans: Executor(limits, max_tokens=3000, timeout=10, suggestions=False, plans=plans) for plans in (True, False)
     }
